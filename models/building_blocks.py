@@ -1,0 +1,56 @@
+"""Pieces shared by the zoo's recipes: the base density, permutations, the final model."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_flows import FlowModel
+
+tfd, tfb = tfp.distributions, tfp.bijectors
+
+
+def standard_normal(event_size, dtype="float32"):
+    """N(0, I) over R^event_size, the base density of every recipe."""
+    return tfd.MultivariateNormalDiag(loc=tf.zeros([event_size], dtype))
+
+
+def permutation(event_size, kind, layer_index, seed=None):
+    """A `tfb.Permute` put between flow layers, or None for kind=None.
+
+    kind: 'reverse' (reverse the order) or 'random' (a fixed random permutation per layer,
+    drawn from `seed` and the layer index).
+    """
+    if kind is None or event_size == 1:
+        return None
+    if kind == "reverse":
+        order = np.arange(event_size)[::-1]
+    elif kind == "random":
+        order = np.random.default_rng([seed or 0, layer_index]).permutation(event_size)
+    else:
+        raise ValueError(f"permutation must be 'reverse', 'random' or None; got {kind!r}.")
+    return tfb.Permute(permutation=order.tolist(), name=f"permute_{layer_index}")
+
+
+def interleave(layers, event_size, kind, seed=None):
+    """layers with a permutation between consecutive ones, as a list for tfb.Chain."""
+    out = []
+    for i, layer in enumerate(layers):
+        if i:
+            perm = permutation(event_size, kind, i, seed)
+            if perm is not None:
+                out.append(perm)
+        out.append(layer)
+    return out
+
+
+def kernel_initializer(seed, index):
+    """Glorot-uniform, seeded per layer when `seed` is given."""
+    return keras.initializers.GlorotUniform(seed=None if seed is None else seed * 1000 + index)
+
+
+def flow_model(event_size, bijectors, dtype, name):
+    """`FlowModel` of N(0, I) pushed through the chain of `bijectors`."""
+    dist = tfd.TransformedDistribution(standard_normal(event_size, dtype),
+                                       tfb.Chain(bijectors, name=f"{name}_chain"))
+    return FlowModel(dist, name=name)

@@ -1,0 +1,20 @@
+"""IAF: inverse autoregressive flow (Kingma et al., 2016).
+
+The inverse of a MAF: `tfb.Invert(tfb.MaskedAutoregressiveFlow(MADE))`. Sampling is one
+network pass per layer; density evaluation of new points needs D sequential passes.
+"""
+
+import tensorflow_probability as tfp
+from tfp_flows.models.building_blocks import flow_model, interleave
+from tfp_flows.models.maf import maf_layers
+
+tfb = tfp.bijectors
+
+
+def build_iaf(event_size, *, num_layers=5, hidden_units=(64, 64), activation="relu",
+              permutation="reverse", dtype="float32", seed=None, name="iaf"):
+    """An IAF `FlowModel`: inverted MAF layers with permutations between them."""
+    layers = [tfb.Invert(maf, name=f"iaf_{i}") for i, maf in
+              enumerate(maf_layers(event_size, num_layers, hidden_units, activation, dtype,
+                                   seed))]
+    return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name)

@@ -1,0 +1,29 @@
+"""MAF: masked autoregressive flow (Papamakarios et al., 2017).
+
+Each layer is TFP's `tfb.MaskedAutoregressiveFlow` with a `nets.MADE` conditioner:
+x_i = z_i exp(a_i(x_<i)) + m_i(x_<i). Density evaluation is one network pass;
+sampling is D sequential passes.
+"""
+
+import tensorflow_probability as tfp
+from tfp_flows.models.building_blocks import flow_model, interleave, kernel_initializer
+
+from tfp_flows import nets
+
+tfb = tfp.bijectors
+
+
+def maf_layers(event_size, num_layers, hidden_units, activation, dtype, seed):
+    return [tfb.MaskedAutoregressiveFlow(
+                nets.MADE(event_size, params=2, hidden_units=hidden_units,
+                          activation=activation, dtype=dtype,
+                          kernel_initializer=kernel_initializer(seed, i)),
+                name=f"maf_{i}")
+            for i in range(num_layers)]
+
+
+def build_maf(event_size, *, num_layers=5, hidden_units=(64, 64), activation="relu",
+              permutation="reverse", dtype="float32", seed=None, name="maf"):
+    """A MAF `FlowModel`: `num_layers` MADE-conditioned affine layers with permutations."""
+    layers = maf_layers(event_size, num_layers, hidden_units, activation, dtype, seed)
+    return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name)

@@ -1,0 +1,34 @@
+"""RealNVP: affine coupling layers (Dinh et al., 2017).
+
+Each layer is TFP's `tfb.RealNVP`: the first `num_masked` coordinates pass unchanged and
+condition a shift and log-scale of the rest, computed by `nets.CouplingMLP`. Both
+directions are one network pass.
+"""
+
+import tensorflow_probability as tfp
+from tfp_flows.models.building_blocks import flow_model, interleave, kernel_initializer
+
+from tfp_flows import nets
+
+tfb = tfp.bijectors
+
+
+def coupling_layers(event_size, num_layers, hidden_units, activation, dtype, seed,
+                    shift_only, prefix):
+    if event_size < 2:
+        raise ValueError(f"A coupling flow needs event_size >= 2; got {event_size}.")
+    return [tfb.RealNVP(num_masked=event_size // 2,
+                        shift_and_log_scale_fn=nets.CouplingMLP(
+                            hidden_units=hidden_units, activation=activation,
+                            shift_only=shift_only, dtype=dtype,
+                            kernel_initializer=kernel_initializer(seed, i)),
+                        name=f"{prefix}_{i}")
+            for i in range(num_layers)]
+
+
+def build_realnvp(event_size, *, num_layers=6, hidden_units=(64, 64), activation="relu",
+                  permutation="reverse", dtype="float32", seed=None, name="realnvp"):
+    """A RealNVP `FlowModel`: affine couplings with permutations between them."""
+    layers = coupling_layers(event_size, num_layers, hidden_units, activation, dtype, seed,
+                             shift_only=False, prefix="realnvp")
+    return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name)

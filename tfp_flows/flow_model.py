@@ -1,0 +1,346 @@
+"""`FlowModel`: any TFP distribution as a Keras 3 model trained by maximum likelihood."""
+
+import math
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfp_flows import data_checks
+from tfp_flows.variable_discovery import find_trainables, underlying_tf_variable
+
+
+class NonFiniteLossWarning(RuntimeWarning):
+    """Training met a non-finite loss or gradient and stopped."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops `fit()` at the first batch whose loss or gradient was not finite.
+
+    `FlowModel.train_step` never applies a non-finite update, so the weights at the stop
+    are those of the last finite step. This callback only reports and stops; `FlowModel.fit`
+    adds it by itself. The details stay in `model.nonfinite_report`.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or math.isfinite(float(loss)):
+            return
+        report = (f"non-finite loss or gradient in epoch {self._epoch + 1}, batch {batch + 1} "
+                  f"(counting batches from 1 within the epoch); that update was skipped and "
+                  f"training stopped. The model keeps the weights of the last finite step.")
+        self.model.nonfinite_report = report
+        self.model.stop_training = True
+        warnings.warn(report, NonFiniteLossWarning, stacklevel=2)
+
+
+@keras.saving.register_keras_serializable(package="tfp_flows")
+class FlowModel(keras.Model):
+    """A Keras 3 model around a TFP distribution, trained by maximum likelihood.
+
+    ```python
+    model = tfp_flows.FlowModel(dist)               # dist: any tfd.Distribution
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))   # no loss: NLL is the loss
+    model.fit(x_train, epochs=20, batch_size=256, validation_data=x_val)
+    model.log_prob(x); model.sample(1000, seed=1); model.predict(x)  # log-probabilities
+    ```
+
+    What it trains: every trainable parameter the distribution holds, in any of the forms
+    TFP allows: Keras 3 layers (our conditioners), `keras.Variable`s, raw `tf.Variable`s and
+    `tfp.util.TransformedVariable`s, and tf_keras layers such as TFP's own
+    `tfb.AutoregressiveNetwork`. Variable constraints (TFP's MADE masks are constraints) are
+    applied after every update, so such a MAF stays autoregressive.
+
+    Training: the loss is the mean negative log-likelihood in nats per example (`loss`,
+    and `nll` without regularisation losses); with `bits_per_dim=True` the metric
+    `bits_per_dim` = nll / (D ln 2) is reported too. A step whose loss or gradient is not
+    finite is skipped inside the compiled step and `fit()` stops with a warning naming the
+    epoch and batch; the weights are those of the last finite step.
+
+    Data: `fit(x)`, `evaluate(x)`, `predict(x)` take the data alone (no targets), as NumPy
+    arrays, tensors or a `tf.data.Dataset` yielding batches of events. Arrays are checked
+    before anything runs: non-floating dtypes, a wrong event shape and NaN/Inf (with the
+    offending rows) raise `tfp_flows.FlowDataError`. Floating data is cast to the model's
+    dtype (that of the distribution).
+
+    Args:
+      distribution: a `tfd.Distribution` with a fully defined event shape.
+      bits_per_dim: also report NLL in bits per dimension.
+      name: Keras model name.
+    """
+
+    def __init__(self, distribution, *, bits_per_dim=False, name=None, **kwargs):
+        dtype = tf.as_dtype(distribution.dtype)
+        kwargs.setdefault("dtype", dtype.name)
+        super().__init__(name=name, **kwargs)
+        event_shape = tf.TensorShape(distribution.event_shape)
+        if not event_shape.is_fully_defined():
+            raise ValueError(f"FlowModel needs a distribution with a fully defined event shape; "
+                             f"got {event_shape}.")
+        self._distribution = distribution
+        self._event_shape = event_shape
+        self._flow_dtype = dtype
+        self.bits_per_dim = bool(bits_per_dim)
+        self.nonfinite_report = None
+        self._build_distribution()
+        self._collect_trainables()
+        self._loss_tracker = keras.metrics.Mean(name="loss")
+        self._nll_tracker = keras.metrics.Mean(name="nll")
+        self._bpd_tracker = keras.metrics.Mean(name="bits_per_dim") if bits_per_dim else None
+        self.built = True
+
+    # ------------------------------------------------------------------ construction
+    def _build_distribution(self):
+        """Run log_prob once so lazily built conditioners create their variables."""
+        probe = tf.zeros([1, *self._event_shape.as_list()], self._flow_dtype)
+        try:
+            lp = self._distribution.log_prob(probe)
+        except (TypeError, ValueError, tf.errors.InvalidArgumentError) as e:
+            raise type(e)(
+                f"FlowModel could not evaluate the distribution's log_prob on a probe batch of "
+                f"shape {probe.shape.as_list()} and dtype {self._flow_dtype.name}: {e}\n"
+                f"If the message mentions dtypes, build the conditioners with the flow's "
+                f"dtype (e.g. nets.MADE(..., dtype='{self._flow_dtype.name}')).") from e
+        if lp.dtype != self._flow_dtype:
+            raise TypeError(f"log_prob returned {lp.dtype.name}, but the distribution's dtype is "
+                            f"{self._flow_dtype.name}; build every part in one dtype.")
+
+    def _collect_trainables(self):
+        found = find_trainables(self._distribution)
+        # Tracked by Keras through these attributes (saving, trainable_weights, summary).
+        self._conditioner_layers = list(found.keras_layers)
+        self._parameter_variables = list(found.keras_variables)
+        # Covered by Keras: the tf.Variables behind the Keras layers' and variables' weights.
+        keras_weights = [w for layer in found.keras_layers for w in layer.weights]
+        keras_weights += found.keras_variables
+        covered = {id(underlying_tf_variable(w)) for w in keras_weights}
+        extra = [v for v in found.tf_variables if id(v) not in covered]
+        # A variable reached only through a global escapes the walk: the tape sees it.
+        with tf.GradientTape() as tape:
+            self._distribution.log_prob(tf.zeros([1, *self._event_shape], self._flow_dtype))
+        known = covered | {id(v) for v in extra}
+        for v in tape.watched_variables():
+            if id(v) not in known:
+                extra.append(v)
+                known.add(id(v))
+        # Integer variables (tf_keras' internal counters) are state to save, not parameters.
+        self._tf_variables = tuple(v for v in extra if v.dtype.is_floating)
+        self._tf_state = tuple(v for v in extra if not v.dtype.is_floating)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def distribution(self):
+        """The wrapped TFP distribution."""
+        return self._distribution
+
+    @property
+    def event_shape(self):
+        return self._event_shape
+
+    @property
+    def event_size(self):
+        return int(self._event_shape.num_elements())
+
+    @property
+    def tf_variables(self):
+        """`tf.Variable`s held outside Keras 3 layers (TFP bijectors, tf_keras layers)."""
+        return self._tf_variables
+
+    @property
+    def weights(self):
+        # Keras derives trainable_weights / non_trainable_weights from this list ...
+        return super().weights + list(self._tf_variables)
+
+    @property
+    def variables(self):
+        # ... and trainable_variables (what fit() optimizes) from this one.
+        return super().variables + list(self._tf_variables)
+
+    def _get_regularization_losses(self):
+        # Keras' version reads `.regularizer` off every trainable weight; the TFP-held
+        # tf.Variables have none, so only Keras' own weights can carry regularizers.
+        return [v.regularizer(v) for v in self.trainable_weights
+                if getattr(v, "regularizer", None) is not None]
+
+    @property
+    def metrics(self):
+        trackers = [self._loss_tracker, self._nll_tracker]
+        if self._bpd_tracker is not None:
+            trackers.append(self._bpd_tracker)
+        return trackers
+
+    # ------------------------------------------------------------------ density API
+    def call(self, x, training=False):
+        """Log-probabilities of a batch `x` (so `predict(x)` returns them)."""
+        return self._distribution.log_prob(x)
+
+    def log_prob(self, x):
+        """Log-density of `x` (shape [batch, *event_shape]) under the flow, in nats."""
+        x = self._as_event_tensor(x, "x")
+        return self._distribution.log_prob(x)
+
+    def sample(self, n, seed=None):
+        """`n` samples, shape [n, *event_shape].
+
+        `seed`: None (fresh randomness), a Python int (reproducible: the same int always gives
+        the same samples), or a TFP stateless seed (a shape-[2] int tensor).
+        """
+        if isinstance(seed, (int, np.integer)):
+            seed = tf.constant([0, int(seed)], tf.int32)
+        return self._distribution.sample(n, seed=seed)
+
+    def _as_event_tensor(self, x, what):
+        if isinstance(x, (np.ndarray, list)) or (isinstance(x, tf.Tensor)
+                                                 and tf.executing_eagerly()):
+            x = data_checks.check_array(x, self._event_shape, self._flow_dtype, what)
+            return tf.convert_to_tensor(x)
+        x = tf.convert_to_tensor(x)
+        data_checks.check_dtype(x.dtype, what)
+        data_checks.check_event_shape(x.shape, self._event_shape, what)
+        return tf.cast(x, self._flow_dtype)
+
+    # ------------------------------------------------------------------ training
+    def _unpack(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if y is not None:
+            raise ValueError("FlowModel is unconditional: train it on the data alone, "
+                             "fit(x), not fit(x, y).")
+        return tf.cast(x, self._flow_dtype), sample_weight
+
+    def _nll(self, x, sample_weight):
+        log_prob = self._distribution.log_prob(x)
+        if sample_weight is None:
+            return -tf.reduce_mean(log_prob)
+        sample_weight = tf.cast(sample_weight, log_prob.dtype)
+        return -tf.reduce_sum(log_prob * sample_weight) / tf.reduce_sum(sample_weight)
+
+    def _update_trackers(self, loss, nll):
+        self._loss_tracker.update_state(loss)
+        self._nll_tracker.update_state(nll)
+        if self._bpd_tracker is not None:
+            self._bpd_tracker.update_state(nll / (self.event_size * math.log(2.0)))
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        x, sample_weight = self._unpack(data)
+        variables = self.trainable_variables
+        with tf.GradientTape() as tape:
+            nll = self._nll(x, sample_weight)
+            loss = nll
+            if self.losses:
+                loss = loss + tf.cast(tf.add_n(self.losses), loss.dtype)
+        grads = tape.gradient(loss, variables)
+        grads = [tf.zeros_like(v) if g is None else g
+                 for g, v in zip(grads, variables, strict=True)]
+        finite = tf.reduce_all([tf.math.is_finite(loss)]
+                               + [tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+
+        def apply():
+            self.optimizer.apply_gradients(zip(grads, variables, strict=False))
+            for v in self._tf_variables:  # a Keras 3 optimizer may skip tf_keras constraints
+                if v.trainable and getattr(v, "constraint", None) is not None:
+                    v.assign(v.constraint(v))
+            return tf.constant(True)
+
+        tf.cond(finite, apply, lambda: tf.constant(False))
+        nan = tf.constant(float("nan"), loss.dtype)
+        return self._update_trackers(tf.where(finite, loss, nan), tf.where(finite, nll, nan))
+
+    def test_step(self, data):
+        x, sample_weight = self._unpack(data)
+        nll = self._nll(x, sample_weight)
+        loss = nll + tf.cast(tf.add_n(self.losses), nll.dtype) if self.losses else nll
+        return self._update_trackers(loss, nll)
+
+    def predict_step(self, data):
+        x, _ = self._unpack(data)
+        return self._distribution.log_prob(x)
+
+    def compile(self, optimizer="adam", loss=None, **kwargs):
+        """Like `keras.Model.compile`; the loss is always the negative log-likelihood."""
+        if loss is not None:
+            raise ValueError("FlowModel trains by maximum likelihood; compile() takes no loss.")
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def _check_inputs(self, x, what):
+        if x is None:
+            return None
+        if isinstance(x, tf.data.Dataset):
+            data_checks.check_dataset_spec(x, self._event_shape, what)
+            return x
+        if isinstance(x, (tuple, list)) and len(x) and not isinstance(x[0], (int, float)):
+            if len(x) == 1 or (len(x) == 2 and x[1] is None):
+                return self._check_inputs(x[0], what)
+            raise ValueError(f"{what}: FlowModel is unconditional and takes the data alone, "
+                             f"not a tuple of {len(x)} arrays.")
+        if isinstance(x, (np.ndarray, tf.Tensor, list)):
+            return data_checks.check_array(x, self._event_shape, self._flow_dtype, what)
+        return x  # generators, PyDatasets: checked by the step's dtype/shape handling
+
+    def fit(self, x=None, y=None, *args, validation_data=None, callbacks=None, **kwargs):
+        """Like `keras.Model.fit(x)`: `x` is the data, there are no targets."""
+        if y is not None:
+            raise ValueError("FlowModel is unconditional: fit(x) takes the data alone, no y.")
+        x = self._check_inputs(x, "x")
+        validation_data = self._check_inputs(validation_data, "validation_data")
+        callbacks = list(callbacks or [])
+        if not any(isinstance(c, StopOnNonFiniteLoss) for c in callbacks):
+            callbacks.append(StopOnNonFiniteLoss())
+        self.nonfinite_report = None
+        return super().fit(x, None, *args, validation_data=validation_data,
+                           callbacks=callbacks, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        if y is not None:
+            raise ValueError("FlowModel is unconditional: evaluate(x) takes the data alone.")
+        return super().evaluate(self._check_inputs(x, "x"), None, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        """Log-probabilities of `x`, batched like `keras.Model.predict`."""
+        return super().predict(self._check_inputs(x, "x"), *args, **kwargs)
+
+    # ------------------------------------------------------------------ weights
+    def save_own_variables(self, store):
+        """Save Keras-tracked own variables and the TFP-held `tf.Variable`s."""
+        super().save_own_variables(store)
+        for i, v in enumerate(self._tf_variables + self._tf_state):
+            store[f"tfp_{i}"] = v.numpy()
+
+    def load_own_variables(self, store):
+        own = len(self._trainable_variables) + len(self._non_trainable_variables)
+        held = self._tf_variables + self._tf_state
+        expected = own + len(held)
+        if len(store.keys()) != expected:
+            raise ValueError(f"The weights file holds {len(store.keys())} variables for this "
+                             f"FlowModel, which has {expected}: it was saved from a different "
+                             "flow.")
+        for i, v in enumerate(self._trainable_variables + self._non_trainable_variables):
+            v.assign(store[f"{i}"])
+        for i, v in enumerate(held):
+            value = np.asarray(store[f"tfp_{i}"])
+            if tuple(value.shape) != tuple(v.shape):
+                raise ValueError(f"Weight tfp_{i} has shape {value.shape} in the file but "
+                                 f"{tuple(v.shape)} in this FlowModel ({v.name}).")
+            v.assign(value)
+
+    def get_config(self):
+        raise NotImplementedError(
+            "This FlowModel wraps an arbitrary TFP distribution that Keras cannot serialise. "
+            "Save its weights with model.save_weights('flow.weights.h5') and rebuild the model "
+            "with the same code before model.load_weights(...); export it for serving with "
+            "model.export(path).")
+
+    # ------------------------------------------------------------------ export
+    def export(self, filepath, **kwargs):
+        """Write a TF SavedModel with `log_prob` and `sample` signatures (`tfp_flows.export`)."""
+        from tfp_flows.export import export_saved_model
+
+        return export_saved_model(self, filepath, **kwargs)

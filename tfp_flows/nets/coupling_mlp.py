@@ -1,0 +1,85 @@
+"""CouplingMLP: the conditioner of an affine (or additive) coupling layer.
+
+In a coupling layer (Dinh et al. 2015, NICE; 2017, RealNVP) the event splits into x0 and
+x1; x0 passes unchanged and x1 is transformed elementwise with parameters computed from x0:
+y1 = x1 * exp(log_scale(x0)) + shift(x0). Any function of x0 keeps the layer invertible
+with a triangular Jacobian, so the conditioner is an unconstrained MLP. Its output layer
+starts at zero, so a fresh coupling layer is the identity.
+"""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="tfp_flows")
+class CouplingMLP(keras.layers.Layer):
+    """x0 [..., d0] -> (shift, log_scale), each [..., output_units].
+
+    Usable as `shift_and_log_scale_fn` of `tfb.RealNVP`, which calls it as
+    `fn(x0, output_units)`; the number of output units is taken from that first call (or
+    fixed in advance with `output_units`).
+
+    Args:
+      hidden_units: widths of the hidden layers.
+      activation: Keras activation of the hidden layers.
+      shift_only: return (shift, None): an additive, volume-preserving coupling (NICE).
+      output_units: optional; the size of x1.
+      kernel_initializer: initializer of the hidden kernels.
+    """
+
+    def __init__(self, hidden_units=(64, 64), activation="relu", shift_only=False,
+                 output_units=None, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_units = [int(u) for u in hidden_units]
+        self.activation = keras.activations.get(activation)
+        self.shift_only = bool(shift_only)
+        self.output_units = None if output_units is None else int(output_units)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def __call__(self, x, output_units=None, **kwargs):
+        if output_units is not None:
+            output_units = int(output_units)
+            if self.output_units is None:
+                self.output_units = output_units
+            elif output_units != self.output_units:
+                raise ValueError(f"CouplingMLP was built for {self.output_units} output units "
+                                 f"but is now asked for {output_units}; use one CouplingMLP "
+                                 f"per coupling layer.")
+        if self.output_units is None:
+            raise ValueError("CouplingMLP does not know its output size: pass output_units "
+                             "to the constructor or call it as fn(x0, output_units), as "
+                             "tfb.RealNVP does.")
+        return super().__call__(x, **kwargs)
+
+    def build(self, input_shape):
+        self.hidden_layers = [
+            keras.layers.Dense(units, activation=self.activation,
+                               kernel_initializer=self.kernel_initializer,
+                               dtype=self.dtype_policy, name=f"hidden_{i}")
+            for i, units in enumerate(self.hidden_units)]
+        outputs = self.output_units * (1 if self.shift_only else 2)
+        self.output_layer = keras.layers.Dense(outputs, kernel_initializer="zeros",
+                                               dtype=self.dtype_policy, name="output")
+        shape = tuple(input_shape)
+        for layer in self.hidden_layers:
+            layer.build(shape)
+            shape = (*shape[:-1], layer.units)
+        self.output_layer.build(shape)
+
+    def call(self, x):
+        h = x
+        for layer in self.hidden_layers:
+            h = layer(h)
+        out = self.output_layer(h)
+        if self.shift_only:
+            return out, None
+        shift, log_scale = ops.split(out, 2, axis=-1)
+        return shift, log_scale
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(hidden_units=self.hidden_units,
+                      activation=keras.activations.serialize(self.activation),
+                      shift_only=self.shift_only, output_units=self.output_units,
+                      kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
+        return config

@@ -1,0 +1,126 @@
+"""MADE: masked autoencoder for distribution estimation (Germain et al., 2015).
+
+A feed-forward network whose weight matrices are multiplied by fixed binary masks so that
+output i depends only on inputs that come before i in a chosen order. Each input gets a
+degree m(d) in 1..D (its position in the order), each hidden unit a degree in 1..D-1; a
+hidden unit of degree k sees inputs of degree <= k, and the outputs for input d see
+hidden units of degree < m(d). The Jacobian of the outputs with respect to the inputs is
+then strictly triangular in that order, which is what a masked autoregressive flow
+(Papamakarios et al., 2017) needs.
+
+The masks are applied in the forward pass (kernel * mask), not through kernel
+constraints, so they hold whatever optimizer trains the weights.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+
+def made_degrees(event_size, hidden_units, input_order="left-to-right"):
+    """Degrees of the input and hidden units (lists of int NumPy arrays)."""
+    if isinstance(input_order, str):
+        if input_order == "left-to-right":
+            in_degrees = np.arange(1, event_size + 1)
+        elif input_order == "right-to-left":
+            in_degrees = np.arange(event_size, 0, -1)
+        else:
+            raise ValueError(f"input_order must be 'left-to-right', 'right-to-left' or a "
+                             f"permutation of 1..{event_size}; got {input_order!r}.")
+    else:
+        in_degrees = np.asarray(input_order, dtype=int)
+        if sorted(in_degrees.tolist()) != list(range(1, event_size + 1)):
+            raise ValueError(f"input_order must be a permutation of 1..{event_size} "
+                             f"(the position of each input in the order); got "
+                             f"{list(input_order)}.")
+    degrees = [in_degrees]
+    top = max(event_size - 1, 1)
+    for units in hidden_units:
+        # Spread degrees 1..D-1 evenly over the units, as in TFP's "equal" scheme.
+        degrees.append(np.ceil(np.arange(1, units + 1) * top / units).astype(int))
+    return degrees
+
+
+def made_masks(event_size, hidden_units, params, input_order="left-to-right"):
+    """Binary masks [fan_in, fan_out] of each layer; the last maps to event_size * params."""
+    degrees = made_degrees(event_size, hidden_units, input_order)
+    masks = [(d_out[None, :] >= d_in[:, None])
+             for d_in, d_out in zip(degrees[:-1], degrees[1:], strict=True)]
+    out_degrees = np.repeat(degrees[0], params)  # output (i, p) flattened as i * params + p
+    masks.append(degrees[-1][:, None] < out_degrees[None, :])
+    return [m.astype("float32") for m in masks]
+
+
+@keras.saving.register_keras_serializable(package="tfp_flows")
+class MADE(keras.layers.Layer):
+    """Masked autoregressive network: x [..., D] -> parameters [..., D, params].
+
+    Usable as `shift_and_log_scale_fn` of `tfb.MaskedAutoregressiveFlow` (params=2: shift
+    and log-scale) and as the conditioner inside any `bijector_fn` (any params).
+
+    Args:
+      event_size: D, the number of inputs.
+      params: parameters produced per input dimension.
+      hidden_units: widths of the hidden layers.
+      activation: Keras activation of the hidden layers.
+      input_order: 'left-to-right', 'right-to-left', or a permutation of 1..D giving the
+        position of each input in the autoregressive order.
+      kernel_initializer: initializer of the hidden kernels.
+      zero_init_output: start the output layer at zero, so that a fresh MAF is the
+        identity (shift 0, log-scale 0). Default True.
+    """
+
+    def __init__(self, event_size, params=2, hidden_units=(64, 64), activation="relu",
+                 input_order="left-to-right", kernel_initializer="glorot_uniform",
+                 zero_init_output=True, **kwargs):
+        super().__init__(**kwargs)
+        if int(event_size) < 1 or int(params) < 1:
+            raise ValueError(f"event_size and params must be >= 1; got {event_size}, {params}.")
+        self.event_size = int(event_size)
+        self.params = int(params)
+        self.hidden_units = [int(u) for u in hidden_units]
+        self.activation = keras.activations.get(activation)
+        self.input_order = input_order if isinstance(input_order, str) else [
+            int(d) for d in input_order]
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.zero_init_output = bool(zero_init_output)
+        self._masks_np = made_masks(self.event_size, self.hidden_units, self.params,
+                                    self.input_order)
+
+    def build(self, input_shape):
+        if input_shape[-1] is not None and input_shape[-1] != self.event_size:
+            raise ValueError(f"MADE was built for event_size={self.event_size} but got inputs "
+                             f"with {input_shape[-1]} features (shape {list(input_shape)}).")
+        self.kernels, self.biases, self.masks = [], [], []
+        sizes = [self.event_size, *self.hidden_units, self.event_size * self.params]
+        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
+            last = i == len(sizes) - 2
+            init = "zeros" if last and self.zero_init_output else self.kernel_initializer
+            self.kernels.append(self.add_weight(shape=(fan_in, fan_out), initializer=init,
+                                                name=f"kernel_{i}"))
+            self.biases.append(self.add_weight(shape=(fan_out,), initializer="zeros",
+                                               name=f"bias_{i}"))
+            self.masks.append(ops.convert_to_tensor(self._masks_np[i], dtype=self.compute_dtype))
+
+    def call(self, x):
+        h = x
+        last = len(self.kernels) - 1
+        layers = zip(self.kernels, self.biases, self.masks, strict=True)
+        for i, (kernel, bias, mask) in enumerate(layers):
+            h = ops.matmul(h, kernel * mask) + bias
+            if i < last:
+                h = self.activation(h)
+        return ops.reshape(h, (*ops.shape(h)[:-1], self.event_size, self.params))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.event_size, self.params)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(event_size=self.event_size, params=self.params,
+                      hidden_units=self.hidden_units,
+                      activation=keras.activations.serialize(self.activation),
+                      input_order=self.input_order,
+                      kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+                      zero_init_output=self.zero_init_output)
+        return config
