@@ -125,15 +125,36 @@ class FlowModel(keras.Model):
         extra = [v for v in found.tf_variables if id(v) not in covered]
         # A variable reached only through a global escapes the walk: the tape sees it.
         with tf.GradientTape() as tape:
-            self._distribution.log_prob(tf.zeros([1, *self._event_shape], self._flow_dtype))
+            probe = self._distribution.log_prob(
+                tf.zeros([1, *self._event_shape], self._flow_dtype))
         known = covered | {id(v) for v in extra}
         for v in tape.watched_variables():
             if id(v) not in known:
                 extra.append(v)
                 known.add(id(v))
+        self._check_connected(probe, tape, keras_weights, extra)
         # Integer variables (tf_keras' internal counters) are state to save, not parameters.
         self._tf_variables = tuple(v for v in extra if v.dtype.is_floating)
         self._tf_state = tuple(v for v in extra if not v.dtype.is_floating)
+
+    def _check_connected(self, probe, tape, keras_weights, tf_variables):
+        """Refuse a trainable variable that log_prob does not depend on: it would stay frozen.
+
+        The usual cause: a `keras.Variable` passed as a TFP bijector parameter, which TFP
+        turns into a constant when the bijector is built.
+        """
+        candidates = [w for w in keras_weights if w.trainable]
+        candidates += [v for v in tf_variables if v.trainable and v.dtype.is_floating]
+        grads = tape.gradient(probe, [underlying_tf_variable(w) for w in candidates],
+                              unconnected_gradients=tf.UnconnectedGradients.NONE)
+        frozen = [w for w, g in zip(candidates, grads, strict=True) if g is None]
+        if frozen:
+            names = ", ".join(getattr(w, "path", None) or w.name for w in frozen)
+            raise ValueError(
+                f"These trainable variables do not affect the distribution's log_prob, so "
+                f"training would leave them frozen: {names}. If you passed a keras.Variable "
+                f"as a TFP bijector parameter, TFP converted it to a constant: pass a "
+                f"tf.Variable or tfp.util.TransformedVariable instead.")
 
     # ------------------------------------------------------------------ properties
     @property
@@ -274,7 +295,7 @@ class FlowModel(keras.Model):
         if x is None:
             return None
         if isinstance(x, tf.data.Dataset):
-            data_checks.check_dataset_spec(x, self._event_shape, what)
+            data_checks.check_dataset_spec(x, self._event_shape, f"{what} (a tf.data.Dataset)")
             return x
         if isinstance(x, (tuple, list)) and len(x) and not isinstance(x[0], (int, float)):
             if len(x) == 1 or (len(x) == 2 and x[1] is None):

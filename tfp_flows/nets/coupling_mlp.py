@@ -10,6 +10,8 @@ starts at zero, so a fresh coupling layer is the identity.
 import keras
 from keras import ops
 
+from tfp_flows.nets.made import DEFAULT_LOG_SCALE_BOUND
+
 
 @keras.saving.register_keras_serializable(package="tfp_flows")
 class CouplingMLP(keras.layers.Layer):
@@ -25,16 +27,22 @@ class CouplingMLP(keras.layers.Layer):
       shift_only: return (shift, None): an additive, volume-preserving coupling (NICE).
       output_units: optional; the size of x1.
       kernel_initializer: initializer of the hidden kernels.
+      log_scale_bound: smooth clamp log_scale = b * tanh(raw / b) (identity near 0, bounded
+        by b), so scales cannot overflow far from the data; None disables it. Default 6.
     """
 
     def __init__(self, hidden_units=(64, 64), activation="relu", shift_only=False,
-                 output_units=None, kernel_initializer="glorot_uniform", **kwargs):
+                 output_units=None, kernel_initializer="glorot_uniform",
+                 log_scale_bound=DEFAULT_LOG_SCALE_BOUND, **kwargs):
         super().__init__(**kwargs)
         self.hidden_units = [int(u) for u in hidden_units]
         self.activation = keras.activations.get(activation)
         self.shift_only = bool(shift_only)
         self.output_units = None if output_units is None else int(output_units)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        if log_scale_bound is not None and float(log_scale_bound) <= 0:
+            raise ValueError(f"log_scale_bound must be > 0 or None; got {log_scale_bound}.")
+        self.log_scale_bound = None if log_scale_bound is None else float(log_scale_bound)
 
     def __call__(self, x, output_units=None, **kwargs):
         if output_units is not None:
@@ -74,6 +82,9 @@ class CouplingMLP(keras.layers.Layer):
         if self.shift_only:
             return out, None
         shift, log_scale = ops.split(out, 2, axis=-1)
+        if self.log_scale_bound is not None:
+            b = self.log_scale_bound
+            log_scale = b * ops.tanh(log_scale / b)
         return shift, log_scale
 
     def get_config(self):
@@ -81,5 +92,6 @@ class CouplingMLP(keras.layers.Layer):
         config.update(hidden_units=self.hidden_units,
                       activation=keras.activations.serialize(self.activation),
                       shift_only=self.shift_only, output_units=self.output_units,
-                      kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
+                      kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+                      log_scale_bound=self.log_scale_bound)
         return config

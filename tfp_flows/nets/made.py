@@ -16,6 +16,8 @@ import keras
 import numpy as np
 from keras import ops
 
+DEFAULT_LOG_SCALE_BOUND = 6.0
+
 
 def made_degrees(event_size, hidden_units, input_order="left-to-right"):
     """Degrees of the input and hidden units (lists of int NumPy arrays)."""
@@ -68,11 +70,16 @@ class MADE(keras.layers.Layer):
       kernel_initializer: initializer of the hidden kernels.
       zero_init_output: start the output layer at zero, so that a fresh MAF is the
         identity (shift 0, log-scale 0). Default True.
+      log_scale_bound: smooth clamp of the log-scale, for the affine MAF (params=2, outputs
+        [..., 0] = shift and [..., 1] = log-scale): log_scale = b * tanh(raw / b), which is
+        the identity near 0 and bounded by b. Without it a ReLU network extrapolates
+        linearly, so far from the data the scales overflow and log_prob turns NaN.
+        'auto' (default): b = 6 when params == 2, no clamp otherwise; None: no clamp.
     """
 
     def __init__(self, event_size, params=2, hidden_units=(64, 64), activation="relu",
                  input_order="left-to-right", kernel_initializer="glorot_uniform",
-                 zero_init_output=True, **kwargs):
+                 zero_init_output=True, log_scale_bound="auto", **kwargs):
         super().__init__(**kwargs)
         if int(event_size) < 1 or int(params) < 1:
             raise ValueError(f"event_size and params must be >= 1; got {event_size}, {params}.")
@@ -84,6 +91,12 @@ class MADE(keras.layers.Layer):
             int(d) for d in input_order]
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.zero_init_output = bool(zero_init_output)
+        if log_scale_bound == "auto":
+            log_scale_bound = DEFAULT_LOG_SCALE_BOUND if self.params == 2 else None
+        if log_scale_bound is not None and (self.params != 2 or float(log_scale_bound) <= 0):
+            raise ValueError("log_scale_bound needs params=2 (shift, log-scale) and a bound "
+                             f"> 0; got params={self.params}, bound={log_scale_bound}.")
+        self.log_scale_bound = None if log_scale_bound is None else float(log_scale_bound)
         self._masks_np = made_masks(self.event_size, self.hidden_units, self.params,
                                     self.input_order)
 
@@ -110,7 +123,11 @@ class MADE(keras.layers.Layer):
             h = ops.matmul(h, kernel * mask) + bias
             if i < last:
                 h = self.activation(h)
-        return ops.reshape(h, (*ops.shape(h)[:-1], self.event_size, self.params))
+        h = ops.reshape(h, (*ops.shape(h)[:-1], self.event_size, self.params))
+        if self.log_scale_bound is None:
+            return h
+        b = self.log_scale_bound
+        return ops.stack([h[..., 0], b * ops.tanh(h[..., 1] / b)], axis=-1)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.event_size, self.params)
@@ -122,5 +139,6 @@ class MADE(keras.layers.Layer):
                       activation=keras.activations.serialize(self.activation),
                       input_order=self.input_order,
                       kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-                      zero_init_output=self.zero_init_output)
+                      zero_init_output=self.zero_init_output,
+                      log_scale_bound=self.log_scale_bound)
         return config

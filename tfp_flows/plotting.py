@@ -1,0 +1,55 @@
+"""Figures (matplotlib, PNG): data vs samples vs learned density; training curves."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_density_2d(model, data, path, *, num_samples=2000, seed=1, grid=200, title=None):
+    """Three panels for a 2-D flow: data, samples, and the learned density as a heatmap."""
+    samples = np.asarray(model.sample(num_samples, seed=seed))
+    lo = np.percentile(data, 0.5, axis=0)
+    hi = np.percentile(data, 99.5, axis=0)
+    pad = 0.25 * (hi - lo)
+    lo, hi = lo - pad, hi + pad
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], grid), np.linspace(lo[1], hi[1], grid))
+    points = np.stack([gx.ravel(), gy.ravel()], 1).astype(np.asarray(data).dtype)
+    density = np.exp(np.asarray(model.log_prob(points))).reshape(grid, grid)
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
+    shown = data[np.random.default_rng(0).permutation(len(data))[:num_samples]]
+    axes[0].scatter(shown[:, 0], shown[:, 1], s=2, alpha=0.5)
+    axes[0].set_title("data")
+    axes[1].scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.5, color="tab:orange")
+    axes[1].set_title("samples from the flow")
+    axes[2].imshow(density, origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]),
+                   aspect="auto", cmap="viridis")
+    axes[2].set_title("learned density")
+    for ax in axes:
+        ax.set_xlim(lo[0], hi[0])
+        ax.set_ylim(lo[1], hi[1])
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_history(history, path, *, title="negative log-likelihood (nats)"):
+    """Training and validation NLL per epoch from a Keras History (or its .history dict)."""
+    logs = getattr(history, "history", history)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (("nll", "train"), ("val_nll", "validation")):
+        if key in logs:
+            ax.plot(np.arange(1, len(logs[key]) + 1), logs[key], label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("NLL")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
