@@ -4,10 +4,11 @@ Additive couplings y1 = x1 + m(x0) have log-det 0 (volume preserving); the final
 scaling y = exp(s) * x, with s trainable, is the only change of volume (log-det sum(s)).
 """
 
-import tensorflow as tf
 import tensorflow_probability as tfp
 from tfp_flows.models.building_blocks import flow_model, interleave
 from tfp_flows.models.realnvp import coupling_layers
+
+from tfp_flows.bijectors import NICEScaling
 
 tfb = tfp.bijectors
 
@@ -17,9 +18,7 @@ def build_nice(event_size, *, num_layers=4, hidden_units=(64, 64), activation="r
     """A NICE `FlowModel`: additive couplings, permutations, then a trainable scaling."""
     layers = coupling_layers(event_size, num_layers, hidden_units, activation, dtype, seed,
                              shift_only=True, prefix="nice")
-    scale = tfp.util.TransformedVariable(tf.ones([event_size], dtype), tfb.Exp(),
-                                         name="nice_scale")
-    scaling = tfb.ScaleMatvecDiag(scale_diag=scale, name="nice_scaling")
+    scaling = NICEScaling.trainable(event_size, dtype=dtype, name="nice_scaling")
     # Chain applies the last bijector first: base -> couplings -> scaling -> data.
     return flow_model(event_size, [scaling, *interleave(layers, event_size, permutation, seed)],
                       dtype, name)

@@ -1,0 +1,41 @@
+"""Invertible 1×1 convolution (Kingma & Dhariwal, 2018, "Glow", section 3.2).
+
+A 1×1 convolution with a C×C kernel W applies the same matrix to the channel vector of
+every pixel: y[h, w, :] = W x[h, w, :]. Its log-det over an [H, W, C] image is
+H·W·log|det W|; with the LU parametrisation W = P L (U + diag(s)) (Glow's eq. 10) that is
+H·W·Σ log|s|, O(C). This is `InvertibleDense` (the LU algebra lives there) with Glow's
+defaults: no bias and a random-rotation initialisation, so that a fresh layer is a
+volume-preserving learned generalisation of the channel permutation.
+
+Events: the layer acts on the last (channel) axis (`forward_min_event_ndims=1`); use it
+with event_ndims=3 on images (TFP sums the per-pixel log-det over H and W, giving the
+H·W factor) or with event_ndims=1 on vectors, where C = D and it is a dense layer.
+`trainable(event_size)` takes the channel count.
+"""
+
+import tensorflow as tf
+
+from tfp_flows.bijectors.invertible_dense import InvertibleDense
+
+
+class Invertible1x1Conv(InvertibleDense):
+    """Glow's invertible 1×1 convolution over channels-last images (see module docstring).
+
+    Same arguments as `InvertibleDense`; `bias` defaults to None.
+    """
+
+    def __init__(self, lower_upper, log_abs_diag, sign_diag=None, permutation=None, bias=None,
+                 validate_args=False, name="invertible_1x1_conv"):
+        super().__init__(lower_upper, log_abs_diag, sign_diag=sign_diag,
+                         permutation=permutation, bias=bias, validate_args=validate_args,
+                         name=name)
+
+    @classmethod
+    def trainable(cls, event_size, *, seed=None, dtype=tf.float32, init="rotation",
+                  bias=False, name="invertible_1x1_conv"):
+        """Fresh tf.Variables for C = event_size channels; Glow's rotation init by default.
+
+        init="identity" starts at W = I instead.
+        """
+        return super().trainable(event_size, seed=seed, dtype=dtype, init=init, bias=bias,
+                                 name=name)
