@@ -1,8 +1,24 @@
 """Bijectors that TFP lacks, one per module. Each is a `tfb.Bijector` subclass."""
 
+from tfp_flows.bijectors.actnorm import ActNorm, initialize_actnorms
+from tfp_flows.bijectors.factor_out import FactorOut
+from tfp_flows.bijectors.image_affine_coupling import (
+    ImageAffineCoupling,
+    channel_mask,
+    checkerboard_mask,
+)
+from tfp_flows.bijectors.invertible_1x1_conv import Invertible1x1Conv
+from tfp_flows.bijectors.invertible_dense import InvertibleDense
+from tfp_flows.bijectors.nice_scaling import NICEScaling
+from tfp_flows.bijectors.planar import Planar
 from tfp_flows.bijectors.prelu import PReLU
 from tfp_flows.bijectors.radial import Radial
 from tfp_flows.bijectors.sos_polynomial import SOSAutoregressive, SOSPolynomial, sos_maf
+from tfp_flows.bijectors.squeeze import Squeeze
+from tfp_flows.bijectors.sylvester import Sylvester
 
 __all__ = []
 __all__ += ["PReLU", "Radial", "SOSPolynomial", "SOSAutoregressive", "sos_maf"]
+__all__ += ["ActNorm", "initialize_actnorms", "FactorOut", "ImageAffineCoupling", "channel_mask",
+            "checkerboard_mask", "Invertible1x1Conv", "InvertibleDense", "NICEScaling", "Planar",
+            "Squeeze", "Sylvester"]
