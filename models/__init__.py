@@ -5,7 +5,9 @@ Installed as `tfp_flows.models` (the source folder is the top-level `models/`).
 
 from tfp_flows.models.iaf import build_iaf
 from tfp_flows.models.maf import build_maf
+from tfp_flows.models.naf import build_naf
 from tfp_flows.models.nice import build_nice
+from tfp_flows.models.pixelmaf import build_pixelmaf
 from tfp_flows.models.realnvp import build_realnvp
 
 RECIPES = {
@@ -13,6 +15,8 @@ RECIPES = {
     "iaf": (build_iaf, "inverse autoregressive flow: inverted MAF layers (fast sampling)"),
     "realnvp": (build_realnvp, "RealNVP: affine coupling layers with CouplingMLP"),
     "nice": (build_nice, "NICE: additive couplings and a diagonal scaling"),
+    "naf": (build_naf, "neural autoregressive flow: MADE-conditioned deep sigmoidal layers"),
+    "pixelmaf": (build_pixelmaf, "MAF over images with PixelCNN masked convolutions (bits/dim)"),
 }
 
 
@@ -24,3 +28,4 @@ def build(name, event_size, **options):
 
 
 __all__ = ["RECIPES", "build", "build_maf", "build_iaf", "build_realnvp", "build_nice"]
+__all__ += ["build_naf", "build_pixelmaf"]

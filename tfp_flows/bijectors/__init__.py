@@ -1,6 +1,7 @@
 """Bijectors that TFP lacks, one per module. Each is a `tfb.Bijector` subclass."""
 
 from tfp_flows.bijectors.actnorm import ActNorm, initialize_actnorms
+from tfp_flows.bijectors.deep_sigmoidal import DeepSigmoidal
 from tfp_flows.bijectors.factor_out import FactorOut
 from tfp_flows.bijectors.image_affine_coupling import (
     ImageAffineCoupling,
@@ -22,3 +23,4 @@ __all__ += ["PReLU", "Radial", "SOSPolynomial", "SOSAutoregressive", "sos_maf"]
 __all__ += ["ActNorm", "initialize_actnorms", "FactorOut", "ImageAffineCoupling", "channel_mask",
             "checkerboard_mask", "Invertible1x1Conv", "InvertibleDense", "NICEScaling", "Planar",
             "Squeeze", "Sylvester"]
+__all__ += ["DeepSigmoidal"]

@@ -1,0 +1,49 @@
+"""NAF: neural autoregressive flow with the deep sigmoidal transformer (Huang et al., 2018).
+
+Each layer is TFP's `tfb.MaskedAutoregressiveFlow` whose `bijector_fn` turns the output of
+a `nets.MADE` (3K numbers per dimension) into an elementwise `bijectors.DeepSigmoidal`
+with K sigmoid units: z_i = DSF(x_i; theta_i(x_<i)) in the data -> noise direction.
+Density evaluation is one MADE pass and the closed-form DSF per layer; sampling is D
+sequential passes, each inverting the DSF with its bracketed root finder. A MAF layer
+computes x = f(z) in the noise -> data direction, so the layer's transformer is
+`tfb.Invert(DeepSigmoidal(...))`.
+"""
+
+import tensorflow_probability as tfp
+from tfp_flows.models.building_blocks import flow_model, interleave, kernel_initializer
+
+from tfp_flows import nets
+from tfp_flows.bijectors import DeepSigmoidal
+
+tfb = tfp.bijectors
+
+
+def dsf_bijector_fn(made):
+    """`bijector_fn` for `tfb.MaskedAutoregressiveFlow`: MADE parameters -> inverted DSF."""
+
+    def bijector_fn(y, **condition_kwargs):
+        return tfb.Invert(DeepSigmoidal(made(y, **condition_kwargs)))
+
+    return bijector_fn
+
+
+def naf_layers(event_size, num_layers, hidden_units, hidden_size, activation, dtype, seed):
+    layers = []
+    for i in range(num_layers):
+        made = nets.MADE(event_size, params=3 * hidden_size, hidden_units=hidden_units,
+                         activation=activation, dtype=dtype,
+                         kernel_initializer=kernel_initializer(seed, i), name=f"naf_made_{i}")
+        # FlowModel finds the MADE through the bijector_fn's closure.
+        layers.append(tfb.MaskedAutoregressiveFlow(bijector_fn=dsf_bijector_fn(made),
+                                                   name=f"naf_{i}"))
+    return layers
+
+
+def build_naf(event_size, *, num_layers=2, hidden_units=(64, 64), hidden_size=8,
+              activation="relu", permutation="reverse", dtype="float32", seed=None,
+              name="naf"):
+    """A NAF `FlowModel`: `num_layers` MADE-conditioned DSF layers (K = `hidden_size`
+    sigmoid units per dimension) with permutations between them."""
+    layers = naf_layers(event_size, num_layers, hidden_units, hidden_size, activation, dtype,
+                        seed)
+    return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name)
