@@ -1,0 +1,53 @@
+"""Every zoo builder: normalised at initialisation and after training, and invertible."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfp_flows import FlowModel, models
+from tfp_flows.testing import grid_integral
+
+SMALL = {"num_layers": 3, "hidden_units": (32, 32)}
+
+
+@pytest.mark.parametrize("name", sorted(models.RECIPES))
+def test_builder_is_normalised_before_and_after_training_and_invertible(name, moons):
+    keras.utils.set_random_seed(3)
+    model = models.build(name, 2, seed=3, **SMALL)
+    assert isinstance(model, FlowModel)
+    assert abs(grid_integral(model.log_prob) - 1.0) < 0.01
+    model.compile(optimizer=keras.optimizers.Adam(5e-3))
+    before = model.evaluate(moons[2], verbose=0)[0]
+    model.fit(moons[0], epochs=4, batch_size=256, verbose=0)
+    assert model.evaluate(moons[2], verbose=0)[0] < before - 0.1
+    integral = grid_integral(model.log_prob)
+    assert abs(integral - 1.0) < 0.01, integral
+    bijector = model.distribution.bijector
+    x = tf.constant(moons[2][:64])
+    np.testing.assert_allclose(bijector.forward(bijector.inverse(x)).numpy(), x.numpy(),
+                               atol=1e-4)
+
+
+def test_unknown_recipe_and_bad_permutation():
+    with pytest.raises(ValueError, match="Unknown model 'nope'"):
+        models.build("nope", 2)
+    with pytest.raises(ValueError, match="permutation must be"):
+        models.build("maf", 2, permutation="sideways")
+
+
+@pytest.mark.slow
+def test_realnvp_reaches_measured_nll_on_two_moons(moons):
+    """Default-size RealNVP, 4800 training points, 30 epochs of batch 128.
+
+    Measured: test NLL 1.815 nats (seed 0; ~28 s on 2 busy cores); threshold 2.0. For scale:
+    N(0, I) scores 2.84 and the data's own entropy is about 1.56 nats.
+    """
+    keras.utils.set_random_seed(0)
+    model = models.build("realnvp", 2, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    model.fit(moons[0], epochs=30, batch_size=128, validation_data=moons[1], verbose=0)
+    test_nll = model.evaluate(moons[2], verbose=0)[0]
+    print(f"RealNVP two-moons test NLL: {test_nll:.3f}")
+    assert test_nll < 2.0
+    assert abs(grid_integral(model.log_prob) - 1.0) < 0.01
