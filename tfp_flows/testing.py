@@ -60,10 +60,10 @@ _DEFAULT_TOLERANCES = {"float16": (1e-2, 1e-2), "bfloat16": (3e-2, 3e-2),
 
 
 def _tolerance(value, dtype, default_index):
+    if isinstance(value, dict):  # dtypes missing from the dict get the defaults
+        value = value.get(dtype.name)
     if value is None:
         return _DEFAULT_TOLERANCES.get(dtype.name, (1e-4, 1e-4))[default_index]
-    if isinstance(value, dict):
-        return float(value[dtype.name])
     return float(value)
 
 
@@ -130,10 +130,15 @@ def _saved_model_roundtrip(bij, x, y, event_ndims, dtype, name):
     before = {k: getattr(module, k)(_fresh(v)).numpy()
               for k, v in (("forward", x), ("inverse", y), ("fldj", x), ("ildj", y))}
     with tempfile.TemporaryDirectory() as path:
-        tf.saved_model.save(module, path)
-        loaded = tf.saved_model.load(path)
-        after = {k: getattr(loaded, k)(_fresh(v)).numpy()
-                 for k, v in (("forward", x), ("inverse", y), ("fldj", x), ("ildj", y))}
+        try:
+            tf.saved_model.save(module, path)
+            loaded = tf.saved_model.load(path)
+            after = {k: getattr(loaded, k)(_fresh(v)).numpy()
+                     for k, v in (("forward", x), ("inverse", y), ("fldj", x), ("ildj", y))}
+        except Exception as e:  # report which check broke, keep the cause
+            raise BijectorCheckError(
+                f"{name}: SavedModel round trip [{dtype.name}] failed: {type(e).__name__}: "
+                f"{str(e)[:500]}") from e
     worst = 0.0
     for k in before:
         if not np.array_equal(before[k], after[k], equal_nan=True):
@@ -186,8 +191,8 @@ def check_bijector(bijector, x, *, rtol=None, atol=None, y=None, event_ndims=Non
       x: points in the domain, shape [batch, *event] with `event_ndims` event axes
         (a NumPy array or tensor; cast to each dtype).
       rtol, atol: tolerances |a - b| <= atol + rtol |b|; a float for all dtypes, a dict
-        {dtype name: float}, or None for the defaults (float32: 1e-4, 1e-4; float64: 1e-8,
-        1e-8).
+        {dtype name: float} (missing dtypes get the defaults), or None for the defaults
+        (float32: 1e-4, 1e-4; float64: 1e-8, 1e-8).
       y: points in the range for the forward(inverse(y)) check; default: `x` (fine for
         bijectors onto R^n; pass `y` when the range is smaller).
       event_ndims: event rank of x; default max(1, forward_min_event_ndims).
@@ -217,6 +222,21 @@ def check_bijector(bijector, x, *, rtol=None, atol=None, y=None, event_ndims=Non
     y_np = x_np if y is None else np.asarray(y, dtype=np.float64)
     errors, tolerances = {}, {}
     name, nd = None, event_ndims
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")  # batch_jacobian and the SavedModel functions retrace on purpose
+    try:
+        _check_all(bijector, factory, dtypes, x_np, y_np, nd, rtol, atol, saved_model,
+                   errors, tolerances)
+    finally:
+        logger.setLevel(level)
+    name, nd = errors.pop("__name__"), errors.pop("__event_ndims__")
+    return BijectorCheckReport(name=name, event_ndims=nd, errors=errors, tolerances=tolerances)
+
+
+def _check_all(bijector, factory, dtypes, x_np, y_np, nd, rtol, atol, saved_model, errors,
+               tolerances):
+    name = None
     for dtype in dtypes:
         bij = factory(dtype) if factory is not None else bijector
         name = f"{type(bij).__name__}({bij.name!r})"
@@ -230,13 +250,19 @@ def check_bijector(bijector, x, *, rtol=None, atol=None, y=None, event_ndims=Non
         tolerances[dtype.name] = (r_tol, a_tol)
         errors[dtype.name] = _check_one_dtype(bij, x_np, y_np, nd, dtype, r_tol, a_tol, name,
                                               saved_model)
-    return BijectorCheckReport(name=name, event_ndims=nd, errors=errors, tolerances=tolerances)
+    errors["__name__"], errors["__event_ndims__"] = name, nd
 
 
 def _check_one_dtype(bij, x_np, y_np, nd, dtype, rtol, atol, name, saved_model):
     errs = {}
     event_in = list(x_np.shape[x_np.ndim - nd:])
-    batch_bij = tf.TensorShape(bij.experimental_batch_shape(x_event_ndims=nd))
+    try:
+        batch_bij = tf.TensorShape(bij.experimental_batch_shape(x_event_ndims=nd))
+    except NotImplementedError:  # no _parameter_properties: read it off the log-det's shape
+        x_batch = tf.TensorShape(x_np.shape[:x_np.ndim - nd])
+        lds = tf.TensorShape(bij.forward_log_det_jacobian(tf.constant(x_np, dtype), nd).shape)
+        batch_bij = (tf.TensorShape([]) if tf.broadcast_static_shape(x_batch, lds) == x_batch
+                     else lds)
     batch = tf.broadcast_static_shape(tf.TensorShape(x_np.shape[:x_np.ndim - nd]), batch_bij)
     # Broadcast the points to the full batch shape, so that every point has its own Jacobian.
     x = tf.broadcast_to(tf.constant(x_np, dtype), batch.as_list() + event_in)

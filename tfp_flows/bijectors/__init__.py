@@ -14,13 +14,15 @@ from tfp_flows.bijectors.nice_scaling import NICEScaling
 from tfp_flows.bijectors.planar import Planar
 from tfp_flows.bijectors.prelu import PReLU
 from tfp_flows.bijectors.radial import Radial
+from tfp_flows.bijectors.residual import Residual, ResidualInverseError, ResidualInverseWarning
 from tfp_flows.bijectors.sos_polynomial import SOSAutoregressive, SOSPolynomial, sos_maf
 from tfp_flows.bijectors.squeeze import Squeeze
 from tfp_flows.bijectors.sylvester import Sylvester
 
 __all__ = []
 __all__ += ["PReLU", "Radial", "SOSPolynomial", "SOSAutoregressive", "sos_maf"]
+__all__ += ["Residual", "ResidualInverseWarning", "ResidualInverseError"]
+__all__ += ["DeepSigmoidal"]
 __all__ += ["ActNorm", "initialize_actnorms", "FactorOut", "ImageAffineCoupling", "channel_mask",
             "checkerboard_mask", "Invertible1x1Conv", "InvertibleDense", "NICEScaling", "Planar",
             "Squeeze", "Sylvester"]
-__all__ += ["DeepSigmoidal"]

@@ -1,0 +1,135 @@
+"""LipschitzMLP: a Keras 3 MLP R^d -> R^d with Lipschitz constant <= c < 1.
+
+The residual block g of an invertible residual network (Behrmann et al. 2019, i-ResNet;
+Chen et al. 2019, Residual Flows) must be a contraction. Spectral normalisation (Miyato et
+al. 2018) rescales each weight matrix V_i of an L-layer MLP to
+
+    W_i = V_i * min(1, c^(1/L) / sigma_max(V_i)),
+
+so that ||W_i||_2 <= c^(1/L); with 1-Lipschitz activations the composition has
+Lip(g) <= prod_i ||W_i||_2 <= c. Unlike power-iteration estimates (a lower bound of
+sigma_max that lags behind the weights), sigma_max is computed exactly from the eigenvalues
+of the Gram matrix V^T V (or V V^T, the smaller one), so the bound holds after every
+update and every call of the layer is the same deterministic function of its weights (the
+residual flow's forward and its fixed-point inverse see the same g). Gradients flow through
+the normalisation (d sigma_max / dV = u v^T).
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+
+def lipswish(x):
+    """LipSwish (Chen et al. 2019): x sigmoid(x) / 1.1, 1-Lipschitz and smooth."""
+    return x * ops.sigmoid(x) / 1.1
+
+
+_ACTIVATIONS = {"lipswish": lipswish, "elu": ops.elu, "tanh": ops.tanh}
+
+
+def spectral_norm(kernel):
+    """Largest singular value of a 2-D kernel, exact (via the smaller Gram matrix)."""
+    fan_in, fan_out = kernel.shape
+    if fan_in <= fan_out:
+        gram = tf.matmul(kernel, kernel, transpose_b=True)
+    else:
+        gram = tf.matmul(kernel, kernel, transpose_a=True)
+    top = tf.reduce_max(tf.linalg.eigvalsh(gram))
+    return tf.sqrt(tf.maximum(top, 0.0))
+
+
+@keras.saving.register_keras_serializable(package="tfp_flows")
+class LipschitzMLP(keras.layers.Layer):
+    """x [..., d] -> g(x) [..., d] with Lip(g) <= lipschitz_constant < 1.
+
+    Args:
+      event_size: d, the input and output size.
+      hidden_units: widths of the hidden layers.
+      activation: 'lipswish' (default), 'elu' or 'tanh': all 1-Lipschitz.
+      lipschitz_constant: c in (0, 1); each of the L layers is normalised to spectral
+        norm <= c^(1/L).
+      kernel_initializer: initializer of the hidden kernels.
+      zero_init_output: start the last layer at zero, so g = 0 and the residual flow starts
+        at the identity. Default True.
+    """
+
+    def __init__(self, event_size, hidden_units=(64, 64), activation="lipswish",
+                 lipschitz_constant=0.9, kernel_initializer="glorot_uniform",
+                 zero_init_output=True, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 < float(lipschitz_constant) < 1.0:
+            raise ValueError(f"lipschitz_constant must lie in (0, 1) for an invertible "
+                             f"residual block; got {lipschitz_constant}.")
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)} (1-Lipschitz); "
+                             f"got {activation!r}.")
+        self.event_size = int(event_size)
+        self.hidden_units = [int(u) for u in hidden_units]
+        self.activation_name = activation
+        self.activation = _ACTIVATIONS[activation]
+        self.lipschitz_constant = float(lipschitz_constant)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.zero_init_output = bool(zero_init_output)
+
+    def build(self, input_shape=None):
+        if input_shape is not None and input_shape[-1] not in (None, self.event_size):
+            raise ValueError(f"LipschitzMLP was built for event_size={self.event_size} but got "
+                             f"inputs with {input_shape[-1]} features.")
+        sizes = [self.event_size, *self.hidden_units, self.event_size]
+        self.kernels, self.biases = [], []
+        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            last = i == len(sizes) - 2
+            init = "zeros" if last and self.zero_init_output else self.kernel_initializer
+            self.kernels.append(self.add_weight(shape=(fan_in, fan_out), initializer=init,
+                                                name=f"kernel_{i}"))
+            self.biases.append(self.add_weight(shape=(fan_out,), initializer="zeros",
+                                               name=f"bias_{i}"))
+        self.built = True
+
+    @property
+    def per_layer_bound(self):
+        return self.lipschitz_constant ** (1.0 / (len(self.hidden_units) + 1))
+
+    def normalized_kernels(self):
+        """The spectrally normalised kernels W_i actually used, ||W_i||_2 <= c^(1/L)."""
+        bound = self.per_layer_bound
+        out = []
+        for kernel in self.kernels:
+            v = ops.convert_to_tensor(kernel)
+            sigma = spectral_norm(v)
+            over = sigma > bound
+            # where() keeps the gradient finite when sigma = 0 (a zero-initialised kernel).
+            scale = tf.where(over, bound / tf.where(over, sigma, tf.ones_like(sigma)),
+                             tf.ones_like(sigma))
+            out.append(v * scale)
+        return out
+
+    def call(self, x):
+        h = x
+        kernels = self.normalized_kernels()
+        last = len(kernels) - 1
+        for i, (w, b) in enumerate(zip(kernels, self.biases, strict=True)):
+            h = ops.matmul(h, w) + b
+            if i < last:
+                h = self.activation(h)
+        return h
+
+    def lipschitz_bound(self):
+        """Upper bound prod_i ||W_i||_2 of Lip(g) for the current weights (<= c)."""
+        bound = tf.ones([], self.compute_dtype)
+        for w in self.normalized_kernels():
+            bound = bound * spectral_norm(w)
+        return bound
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(event_size=self.event_size, hidden_units=self.hidden_units,
+                      activation=self.activation_name,
+                      lipschitz_constant=self.lipschitz_constant,
+                      kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+                      zero_init_output=self.zero_init_output)
+        return config
