@@ -69,10 +69,20 @@ def check_array(x, event_shape, dtype, what="x"):
     return x.astype(tf.as_dtype(dtype).as_numpy_dtype, copy=False)
 
 
-def check_dataset_spec(dataset, event_shape, what="dataset"):
-    """Check a `tf.data.Dataset`'s element spec (shape and dtype) without iterating it."""
+def check_dataset_spec(dataset, event_shape, what="dataset", *, context_shape=None):
+    """Check a `tf.data.Dataset`'s element spec (shape and dtype) without iterating it.
+
+    Unconditional flows take datasets of x; conditional ones (`context_shape` given) of
+    (context, x) pairs.
+    """
     spec = dataset.element_spec
-    if isinstance(spec, tuple):
+    if context_shape is not None:
+        if not isinstance(spec, tuple) or len(spec) != 2:
+            raise FlowDataError(f"{what} must yield (context, x) pairs for a conditional flow.")
+        check_dtype(spec[0].dtype, f"{what}: context")
+        check_event_shape(spec[0].shape, context_shape, f"{what}: context")
+        spec, what = spec[1], f"{what}: x"
+    elif isinstance(spec, tuple):
         if len(spec) == 1 or (len(spec) >= 2 and spec[1] is None):
             spec = spec[0]
         else:

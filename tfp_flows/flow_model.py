@@ -6,9 +6,12 @@ import warnings
 import keras
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
 
-from tfp_flows import data_checks
+from tfp_flows import conditioning, data_checks
 from tfp_flows.variable_discovery import find_trainables, underlying_tf_variable
+
+tfd = tfp.distributions
 
 
 class NonFiniteLossWarning(RuntimeWarning):
@@ -71,13 +74,24 @@ class FlowModel(keras.Model):
     offending rows) raise `tfp_flows.FlowDataError`. Floating data is cast to the model's
     dtype (that of the distribution).
 
+    Conditional flows p(x | context): pass `context_shape` and build the flow's
+    conditioners with a context (`nets.MADE(..., context_size=k)`, ...). Then the Keras
+    inputs are the contexts and the targets are the data: `fit(context, x)`,
+    `evaluate(context, x)`, `predict((context, x))` -> log p(x | context), a `tf.data`
+    set yields (context, x) pairs; `log_prob(x, context)`; `sample(n, context)` draws n
+    samples per context row, shape [n, batch, *event_shape]. The context reaches every
+    conditional part of the chain through `tfp_flows.conditioning.context_kwargs`.
+
     Args:
-      distribution: a `tfd.Distribution` with a fully defined event shape.
+      distribution: a `tfd.Distribution` with a fully defined event shape (for a
+        conditional flow, a `tfd.TransformedDistribution`).
+      context_shape: shape of one context, e.g. [k]; None for an unconditional flow.
       bits_per_dim: also report NLL in bits per dimension.
       name: Keras model name.
     """
 
-    def __init__(self, distribution, *, bits_per_dim=False, name=None, **kwargs):
+    def __init__(self, distribution, *, context_shape=None, bits_per_dim=False, name=None,
+                 **kwargs):
         dtype = tf.as_dtype(distribution.dtype)
         kwargs.setdefault("dtype", dtype.name)
         super().__init__(name=name, **kwargs)
@@ -90,6 +104,8 @@ class FlowModel(keras.Model):
         self._flow_dtype = dtype
         self.bits_per_dim = bool(bits_per_dim)
         self.nonfinite_report = None
+        self._context_shape = None if context_shape is None else tf.TensorShape(context_shape)
+        self._routing = self._context_routing(distribution)
         self._build_distribution()
         self._collect_trainables()
         self._loss_tracker = keras.metrics.Mean(name="loss")
@@ -98,15 +114,57 @@ class FlowModel(keras.Model):
         self.built = True
 
     # ------------------------------------------------------------------ construction
+    def _context_routing(self, distribution):
+        """Where the context goes in the flow (None for an unconditional model)."""
+        is_transformed = isinstance(distribution, tfd.TransformedDistribution)
+        template = conditioning.routing_template(distribution.bijector) if is_transformed \
+            else None
+        if self._context_shape is None:
+            if template is not None:
+                raise ValueError("This flow has conditioners that take a context (e.g. "
+                                 "nets.MADE(..., context_size=k)); build the model as "
+                                 "FlowModel(dist, context_shape=[k]).")
+            return None
+        if not self._context_shape.is_fully_defined() or self._context_shape.rank < 1:
+            raise ValueError(f"context_shape must be a fully defined shape such as [k]; got "
+                             f"{self._context_shape}.")
+        if template is None:
+            raise ValueError("context_shape was given, but no part of this flow takes a context: "
+                             "build its conditioners with one, e.g. nets.MADE(..., "
+                             "context_size=k), inside a tfd.TransformedDistribution.")
+        return template
+
+    @property
+    def is_conditional(self):
+        return self._routing is not None
+
+    @property
+    def context_shape(self):
+        return self._context_shape
+
+    def _density(self, x, context=None):
+        """log p(x) or log p(x | context), without input checks (used inside steps)."""
+        if self._routing is None:
+            return self._distribution.log_prob(x)
+        kwargs = conditioning.fill_template(self._routing, context)
+        return self._distribution.log_prob(x, bijector_kwargs=kwargs)
+
+    def _probe_log_prob(self):
+        probe = tf.zeros([1, *self._event_shape.as_list()], self._flow_dtype)
+        context = None
+        if self._routing is not None:
+            context = tf.zeros([1, *self._context_shape.as_list()], self._flow_dtype)
+        return self._density(probe, context)
+
     def _build_distribution(self):
         """Run log_prob once so lazily built conditioners create their variables."""
-        probe = tf.zeros([1, *self._event_shape.as_list()], self._flow_dtype)
         try:
-            lp = self._distribution.log_prob(probe)
+            lp = self._probe_log_prob()
         except (TypeError, ValueError, tf.errors.InvalidArgumentError) as e:
             raise type(e)(
                 f"FlowModel could not evaluate the distribution's log_prob on a probe batch of "
-                f"shape {probe.shape.as_list()} and dtype {self._flow_dtype.name}: {e}\n"
+                f"events of shape {self._event_shape.as_list()} and dtype "
+                f"{self._flow_dtype.name}: {e}\n"
                 f"If the message mentions dtypes, build the conditioners with the flow's "
                 f"dtype (e.g. nets.MADE(..., dtype='{self._flow_dtype.name}')).") from e
         if lp.dtype != self._flow_dtype:
@@ -125,8 +183,7 @@ class FlowModel(keras.Model):
         extra = [v for v in found.tf_variables if id(v) not in covered]
         # A variable reached only through a global escapes the walk: the tape sees it.
         with tf.GradientTape() as tape:
-            probe = self._distribution.log_prob(
-                tf.zeros([1, *self._event_shape], self._flow_dtype))
+            probe = self._probe_log_prob()
         known = covered | {id(v) for v in extra}
         for v in tape.watched_variables():
             if id(v) not in known:
@@ -199,45 +256,77 @@ class FlowModel(keras.Model):
         return trackers
 
     # ------------------------------------------------------------------ density API
-    def call(self, x, training=False):
-        """Log-probabilities of a batch `x` (so `predict(x)` returns them)."""
-        return self._distribution.log_prob(x)
+    def call(self, inputs, training=False):
+        """Log-probabilities: `inputs` is x, or (context, x) for a conditional model."""
+        if self._routing is None:
+            return self._distribution.log_prob(inputs)
+        context, x = inputs
+        return self._density(x, context)
 
-    def log_prob(self, x):
-        """Log-density of `x` (shape [batch, *event_shape]) under the flow, in nats."""
+    def log_prob(self, x, context=None):
+        """log p(x) (or log p(x | context)) in nats; x: [batch, *event_shape]."""
         x = self._as_event_tensor(x, "x")
-        return self._distribution.log_prob(x)
+        context = self._as_context_tensor(context, x)
+        return self._density(x, context)
 
-    def sample(self, n, seed=None):
-        """`n` samples, shape [n, *event_shape].
+    def sample(self, n, context=None, *, seed=None):
+        """`n` samples: shape [n, *event_shape], or [n, batch, *event_shape] given contexts.
 
         `seed`: None (fresh randomness), a Python int (reproducible: the same int always gives
         the same samples), or a TFP stateless seed (a shape-[2] int tensor).
         """
         if isinstance(seed, (int, np.integer)):
             seed = tf.constant([0, int(seed)], tf.int32)
-        return self._distribution.sample(n, seed=seed)
+        context = self._as_context_tensor(context)
+        if context is None:
+            return self._distribution.sample(n, seed=seed)
+        batch = tf.shape(context)[: tf.rank(context) - self._context_shape.rank]
+        z = self._distribution.distribution.sample(tf.concat([[n], batch], 0), seed=seed)
+        kwargs = conditioning.fill_template(self._routing, context)
+        return self._distribution.bijector.forward(z, **kwargs)
 
-    def _as_event_tensor(self, x, what):
+    def _as_context_tensor(self, context, x=None):
+        if self._routing is None:
+            if context is not None:
+                raise ValueError("This FlowModel is unconditional but was given a context.")
+            return None
+        if context is None:
+            raise ValueError(f"This FlowModel is conditional: pass a context of shape "
+                             f"[batch, {', '.join(map(str, self._context_shape.as_list()))}].")
+        context = self._as_event_tensor(context, "context", self._context_shape)
+        if x is not None and context.shape[0] not in (None, 1) and x.shape[0] not in (None, 1) \
+                and context.shape[0] != x.shape[0]:
+            raise data_checks.FlowDataError(
+                f"x has {x.shape[0]} rows but context has {context.shape[0]}; give one context "
+                f"per row (or a single context row for all).")
+        return context
+
+    def _as_event_tensor(self, x, what, event_shape=None):
+        event_shape = self._event_shape if event_shape is None else event_shape
         if isinstance(x, (np.ndarray, list)) or (isinstance(x, tf.Tensor)
                                                  and tf.executing_eagerly()):
-            x = data_checks.check_array(x, self._event_shape, self._flow_dtype, what)
+            x = data_checks.check_array(x, event_shape, self._flow_dtype, what)
             return tf.convert_to_tensor(x)
         x = tf.convert_to_tensor(x)
         data_checks.check_dtype(x.dtype, what)
-        data_checks.check_event_shape(x.shape, self._event_shape, what)
+        data_checks.check_event_shape(x.shape, event_shape, what)
         return tf.cast(x, self._flow_dtype)
 
     # ------------------------------------------------------------------ training
     def _unpack(self, data):
+        """(x, context, sample_weight) of a batch: x, or (context, x) when conditional."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if y is not None:
-            raise ValueError("FlowModel is unconditional: train it on the data alone, "
-                             "fit(x), not fit(x, y).")
-        return tf.cast(x, self._flow_dtype), sample_weight
+        if self._routing is None:
+            if y is not None:
+                raise ValueError("FlowModel is unconditional: train it on the data alone, "
+                                 "fit(x), not fit(x, y).")
+            return tf.cast(x, self._flow_dtype), None, sample_weight
+        if y is None:
+            raise ValueError("This FlowModel is conditional: batches must be (context, x).")
+        return tf.cast(y, self._flow_dtype), tf.cast(x, self._flow_dtype), sample_weight
 
-    def _nll(self, x, sample_weight):
-        log_prob = self._distribution.log_prob(x)
+    def _nll(self, x, context, sample_weight):
+        log_prob = self._density(x, context)
         if sample_weight is None:
             return -tf.reduce_mean(log_prob)
         sample_weight = tf.cast(sample_weight, log_prob.dtype)
@@ -251,10 +340,10 @@ class FlowModel(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
-        x, sample_weight = self._unpack(data)
+        x, context, sample_weight = self._unpack(data)
         variables = self.trainable_variables
         with tf.GradientTape() as tape:
-            nll = self._nll(x, sample_weight)
+            nll = self._nll(x, context, sample_weight)
             loss = nll
             if self.losses:
                 loss = loss + tf.cast(tf.add_n(self.losses), loss.dtype)
@@ -276,14 +365,14 @@ class FlowModel(keras.Model):
         return self._update_trackers(tf.where(finite, loss, nan), tf.where(finite, nll, nan))
 
     def test_step(self, data):
-        x, sample_weight = self._unpack(data)
-        nll = self._nll(x, sample_weight)
+        x, context, sample_weight = self._unpack(data)
+        nll = self._nll(x, context, sample_weight)
         loss = nll + tf.cast(tf.add_n(self.losses), nll.dtype) if self.losses else nll
         return self._update_trackers(loss, nll)
 
     def predict_step(self, data):
-        x, _ = self._unpack(data)
-        return self._distribution.log_prob(x)
+        x, context, _ = self._unpack(data)
+        return self._density(x, context)
 
     def compile(self, optimizer="adam", loss=None, **kwargs):
         """Like `keras.Model.compile`; the loss is always the negative log-likelihood."""
@@ -292,6 +381,7 @@ class FlowModel(keras.Model):
         super().compile(optimizer=optimizer, **kwargs)
 
     def _check_inputs(self, x, what):
+        """Check data for an unconditional model: x alone."""
         if x is None:
             return None
         if isinstance(x, tf.data.Dataset):
@@ -306,27 +396,72 @@ class FlowModel(keras.Model):
             return data_checks.check_array(x, self._event_shape, self._flow_dtype, what)
         return x  # generators, PyDatasets: checked by the step's dtype/shape handling
 
+    def _check_pair(self, context, x, what):
+        """Check (context, x) for a conditional model; returns the checked pair."""
+        if isinstance(context, tf.data.Dataset):
+            if x is not None:
+                raise ValueError(f"{what}: a tf.data.Dataset already yields (context, x).")
+            data_checks.check_dataset_spec(context, self._event_shape,
+                                           f"{what} (a tf.data.Dataset)",
+                                           context_shape=self._context_shape)
+            return context, None
+        if x is None:
+            raise ValueError(f"{what}: this FlowModel is conditional and trains on pairs: "
+                             f"fit(context, x) with contexts of shape "
+                             f"{self._context_shape.as_list()} per row.")
+        if not isinstance(context, (np.ndarray, tf.Tensor, list)):
+            return context, x
+        context = data_checks.check_array(context, self._context_shape, self._flow_dtype,
+                                          f"{what}: context")
+        x = data_checks.check_array(x, self._event_shape, self._flow_dtype, f"{what}: x")
+        if len(context) != len(x):
+            raise data_checks.FlowDataError(f"{what}: {len(context)} contexts but {len(x)} rows "
+                                            "of x; give one context per row.")
+        return context, x
+
+    def _checked(self, x, y, what):
+        """(inputs, targets) for Keras: (x, None), or (context, x) when conditional."""
+        if self._routing is None:
+            if y is not None:
+                raise ValueError(f"FlowModel is unconditional: {what}(x) takes the data "
+                                 "alone, no targets.")
+            return self._check_inputs(x, "x"), None
+        return self._check_pair(x, y, what)
+
     def fit(self, x=None, y=None, *args, validation_data=None, callbacks=None, **kwargs):
-        """Like `keras.Model.fit(x)`: `x` is the data, there are no targets."""
-        if y is not None:
-            raise ValueError("FlowModel is unconditional: fit(x) takes the data alone, no y.")
-        x = self._check_inputs(x, "x")
-        validation_data = self._check_inputs(validation_data, "validation_data")
+        """Like `keras.Model.fit`: `fit(x)`, or `fit(context, x)` for a conditional model."""
+        x, y = self._checked(x, y, "fit")
+        if validation_data is not None:
+            if self._routing is None:
+                validation_data = self._check_inputs(validation_data, "validation_data")
+            elif not isinstance(validation_data, tf.data.Dataset):
+                if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                    raise ValueError("validation_data of a conditional FlowModel is a pair "
+                                     "(context, x) or a tf.data.Dataset of pairs.")
+                validation_data = self._check_pair(*validation_data, "validation_data")
+            else:
+                self._check_pair(validation_data, None, "validation_data")
         callbacks = list(callbacks or [])
         if not any(isinstance(c, StopOnNonFiniteLoss) for c in callbacks):
             callbacks.append(StopOnNonFiniteLoss())
         self.nonfinite_report = None
-        return super().fit(x, None, *args, validation_data=validation_data,
+        return super().fit(x, y, *args, validation_data=validation_data,
                            callbacks=callbacks, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        if y is not None:
-            raise ValueError("FlowModel is unconditional: evaluate(x) takes the data alone.")
-        return super().evaluate(self._check_inputs(x, "x"), None, *args, **kwargs)
+        """`evaluate(x)`, or `evaluate(context, x)` for a conditional model."""
+        x, y = self._checked(x, y, "evaluate")
+        return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        """Log-probabilities of `x`, batched like `keras.Model.predict`."""
-        return super().predict(self._check_inputs(x, "x"), *args, **kwargs)
+        """Log-probabilities of `x`, or of `(context, x)` pairs for a conditional model."""
+        if self._routing is None:
+            return super().predict(self._check_inputs(x, "x"), *args, **kwargs)
+        if isinstance(x, tf.data.Dataset):
+            return super().predict(x, *args, **kwargs)
+        if not isinstance(x, (tuple, list)) or len(x) != 2:
+            raise ValueError("predict() of a conditional FlowModel takes a pair (context, x).")
+        return super().predict(self._check_pair(*x, "predict"), *args, **kwargs)
 
     # ------------------------------------------------------------------ weights
     def save_own_variables(self, store):
@@ -353,11 +488,22 @@ class FlowModel(keras.Model):
             v.assign(value)
 
     def get_config(self):
-        raise NotImplementedError(
-            "This FlowModel wraps an arbitrary TFP distribution that Keras cannot serialise. "
-            "Save its weights with model.save_weights('flow.weights.h5') and rebuild the model "
-            "with the same code before model.load_weights(...); export it for serving with "
-            "model.export(path).")
+        """Every constructor argument, the distribution as a tree of TFP classes and their
+        parameters (`tfp_flows.serialization`), so `model.save("flow.keras")` works.
+
+        Raises `tfp_flows.serialization.NotSerializableError` (a TypeError) naming the part
+        that has no config (a lambda, a closure, an unregistered class); such a model is saved
+        with `save_weights` and rebuilt by the code that built it.
+        """
+        from tfp_flows.serialization import flow_model_config
+
+        return flow_model_config(self)
+
+    @classmethod
+    def from_config(cls, config):
+        from tfp_flows.serialization import flow_model_from_config
+
+        return flow_model_from_config(cls, config)
 
     # ------------------------------------------------------------------ export
     def export(self, filepath, **kwargs):

@@ -10,7 +10,7 @@ starts at zero, so a fresh coupling layer is the identity.
 import keras
 from keras import ops
 
-from tfp_flows.nets.made import DEFAULT_LOG_SCALE_BOUND
+from tfp_flows.nets.made import DEFAULT_LOG_SCALE_BOUND, check_context
 
 
 @keras.saving.register_keras_serializable(package="tfp_flows")
@@ -27,13 +27,17 @@ class CouplingMLP(keras.layers.Layer):
       shift_only: return (shift, None): an additive, volume-preserving coupling (NICE).
       output_units: optional; the size of x1.
       kernel_initializer: initializer of the hidden kernels.
+      context_size: size of an optional context vector c (conditional flows); c enters
+        the first layer through its own kernel: h1 = act(W x0 + V c + b). Call as
+        `fn(x0, output_units, conditional_input=c)`, as tfb.RealNVP does with
+        `bijector_kwargs` (see `tfp_flows.conditioning`).
       log_scale_bound: smooth clamp log_scale = b * tanh(raw / b) (identity near 0, bounded
         by b), so scales cannot overflow far from the data; None disables it. Default 6.
     """
 
     def __init__(self, hidden_units=(64, 64), activation="relu", shift_only=False,
                  output_units=None, kernel_initializer="glorot_uniform",
-                 log_scale_bound=DEFAULT_LOG_SCALE_BOUND, **kwargs):
+                 log_scale_bound=DEFAULT_LOG_SCALE_BOUND, context_size=None, **kwargs):
         super().__init__(**kwargs)
         self.hidden_units = [int(u) for u in hidden_units]
         self.activation = keras.activations.get(activation)
@@ -43,6 +47,7 @@ class CouplingMLP(keras.layers.Layer):
         if log_scale_bound is not None and float(log_scale_bound) <= 0:
             raise ValueError(f"log_scale_bound must be > 0 or None; got {log_scale_bound}.")
         self.log_scale_bound = None if log_scale_bound is None else float(log_scale_bound)
+        self.context_size = None if context_size is None else int(context_size)
 
     def __call__(self, x, output_units=None, **kwargs):
         if output_units is not None:
@@ -61,8 +66,7 @@ class CouplingMLP(keras.layers.Layer):
 
     def build(self, input_shape):
         self.hidden_layers = [
-            keras.layers.Dense(units, activation=self.activation,
-                               kernel_initializer=self.kernel_initializer,
+            keras.layers.Dense(units, kernel_initializer=self.kernel_initializer,
                                dtype=self.dtype_policy, name=f"hidden_{i}")
             for i, units in enumerate(self.hidden_units)]
         outputs = self.output_units * (1 if self.shift_only else 2)
@@ -73,15 +77,27 @@ class CouplingMLP(keras.layers.Layer):
             layer.build(shape)
             shape = (*shape[:-1], layer.units)
         self.output_layer.build(shape)
+        self.context_layer = None
+        if self.context_size:
+            first = self.hidden_layers[0] if self.hidden_layers else self.output_layer
+            init = self.kernel_initializer if self.hidden_layers else "zeros"
+            self.context_layer = keras.layers.Dense(
+                first.units, use_bias=False, kernel_initializer=init,
+                dtype=self.dtype_policy, name="context")
+            self.context_layer.build((self.context_size,))
 
-    def call(self, x):
+    def call(self, x, conditional_input=None):
+        context = check_context(self, conditional_input)
         h = x
-        for layer in self.hidden_layers:
+        for i, layer in enumerate([*self.hidden_layers, self.output_layer]):
             h = layer(h)
-        out = self.output_layer(h)
+            if i == 0 and context is not None:  # broadcasts against x's batch shape
+                h = h + self.context_layer(context)
+            if i < len(self.hidden_layers):
+                h = self.activation(h)
         if self.shift_only:
-            return out, None
-        shift, log_scale = ops.split(out, 2, axis=-1)
+            return h, None
+        shift, log_scale = ops.split(h, 2, axis=-1)
         if self.log_scale_bound is not None:
             b = self.log_scale_bound
             log_scale = b * ops.tanh(log_scale / b)
@@ -93,5 +109,5 @@ class CouplingMLP(keras.layers.Layer):
                       activation=keras.activations.serialize(self.activation),
                       shift_only=self.shift_only, output_units=self.output_units,
                       kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-                      log_scale_bound=self.log_scale_bound)
+                      log_scale_bound=self.log_scale_bound, context_size=self.context_size)
         return config

@@ -53,6 +53,25 @@ def made_masks(event_size, hidden_units, params, input_order="left-to-right"):
     return [m.astype("float32") for m in masks]
 
 
+def check_context(layer, context):
+    """The context as a tensor of the layer's dtype, or None; clear errors on misuse."""
+    if layer.context_size is None:
+        if context is not None:
+            raise ValueError(f"{type(layer).__name__} {layer.name!r} was built without "
+                             "context_size but received a context; build it with "
+                             "context_size=<context length> for a conditional flow.")
+        return None
+    if context is None:
+        raise ValueError(f"{type(layer).__name__} {layer.name!r} is conditional "
+                         f"(context_size={layer.context_size}) but got no context: pass "
+                         "conditional_input=c (FlowModel(..., context_shape=...) does it).")
+    context = ops.cast(context, layer.compute_dtype)
+    if context.shape[-1] is not None and context.shape[-1] != layer.context_size:
+        raise ValueError(f"{type(layer).__name__} {layer.name!r} expects a context of size "
+                         f"{layer.context_size}, got shape {list(context.shape)}.")
+    return context
+
+
 @keras.saving.register_keras_serializable(package="tfp_flows")
 class MADE(keras.layers.Layer):
     """Masked autoregressive network: x [..., D] -> parameters [..., D, params].
@@ -70,6 +89,11 @@ class MADE(keras.layers.Layer):
       kernel_initializer: initializer of the hidden kernels.
       zero_init_output: start the output layer at zero, so that a fresh MAF is the
         identity (shift 0, log-scale 0). Default True.
+      context_size: size of an optional context vector c (conditional flows). c feeds
+        every layer, hidden and output, through its own unmasked kernel, so the
+        autoregressive masks still hold for x whatever c is. Call as
+        `made(x, conditional_input=c)`; TFP's MaskedAutoregressiveFlow passes it on from
+        `bijector_kwargs` (see `tfp_flows.conditioning`).
       log_scale_bound: smooth clamp of the log-scale, for the affine MAF (params=2, outputs
         [..., 0] = shift and [..., 1] = log-scale): log_scale = b * tanh(raw / b), which is
         the identity near 0 and bounded by b. Without it a ReLU network extrapolates
@@ -79,7 +103,8 @@ class MADE(keras.layers.Layer):
 
     def __init__(self, event_size, params=2, hidden_units=(64, 64), activation="relu",
                  input_order="left-to-right", kernel_initializer="glorot_uniform",
-                 zero_init_output=True, log_scale_bound="auto", **kwargs):
+                 zero_init_output=True, log_scale_bound="auto", context_size=None,
+                 **kwargs):
         super().__init__(**kwargs)
         if int(event_size) < 1 or int(params) < 1:
             raise ValueError(f"event_size and params must be >= 1; got {event_size}, {params}.")
@@ -97,6 +122,7 @@ class MADE(keras.layers.Layer):
             raise ValueError("log_scale_bound needs params=2 (shift, log-scale) and a bound "
                              f"> 0; got params={self.params}, bound={log_scale_bound}.")
         self.log_scale_bound = None if log_scale_bound is None else float(log_scale_bound)
+        self.context_size = None if context_size is None else int(context_size)
         self._masks_np = made_masks(self.event_size, self.hidden_units, self.params,
                                     self.input_order)
 
@@ -114,13 +140,24 @@ class MADE(keras.layers.Layer):
             self.biases.append(self.add_weight(shape=(fan_out,), initializer="zeros",
                                                name=f"bias_{i}"))
             self.masks.append(ops.convert_to_tensor(self._masks_np[i], dtype=self.compute_dtype))
+        self.context_kernels = []
+        if self.context_size:
+            for i, fan_out in enumerate(sizes[1:]):
+                last = i == len(sizes) - 2
+                init = "zeros" if last and self.zero_init_output else self.kernel_initializer
+                self.context_kernels.append(self.add_weight(
+                    shape=(self.context_size, fan_out), initializer=init,
+                    name=f"context_kernel_{i}"))
 
-    def call(self, x):
+    def call(self, x, conditional_input=None):
+        context = check_context(self, conditional_input)
         h = x
         last = len(self.kernels) - 1
         layers = zip(self.kernels, self.biases, self.masks, strict=True)
         for i, (kernel, bias, mask) in enumerate(layers):
             h = ops.matmul(h, kernel * mask) + bias
+            if context is not None:  # [..., C] @ [C, H] broadcasts against x's batch
+                h = h + ops.matmul(context, self.context_kernels[i])
             if i < last:
                 h = self.activation(h)
         h = ops.reshape(h, (*ops.shape(h)[:-1], self.event_size, self.params))
@@ -140,5 +177,5 @@ class MADE(keras.layers.Layer):
                       input_order=self.input_order,
                       kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
                       zero_init_output=self.zero_init_output,
-                      log_scale_bound=self.log_scale_bound)
+                      log_scale_bound=self.log_scale_bound, context_size=self.context_size)
         return config
