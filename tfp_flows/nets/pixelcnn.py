@@ -95,13 +95,14 @@ class MaskedConv2D(keras.layers.Layer):
                                       initializer=self.kernel_initializer, name="kernel")
         self.bias = self.add_weight(shape=(self.filters,), initializer=self.bias_initializer,
                                     name="bias")
-        self.mask = ops.convert_to_tensor(
-            pixelcnn_mask(self.kernel_size, in_features, self.filters, self.mask_type,
-                          self.channels, self.in_groups, self.out_groups),
-            dtype=self.compute_dtype)
+        # Kept as NumPy and made a tensor in call(): a tensor made here would belong to the
+        # graph of whichever tf.function first built the layer.
+        self.mask = pixelcnn_mask(self.kernel_size, in_features, self.filters, self.mask_type,
+                                  self.channels, self.in_groups, self.out_groups)
 
     def call(self, x):
-        return ops.conv(x, self.kernel * self.mask, strides=1, padding="same") + self.bias
+        mask = ops.convert_to_tensor(self.mask, dtype=self.kernel.dtype)
+        return ops.conv(x, self.kernel * mask, strides=1, padding="same") + self.bias
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.filters)

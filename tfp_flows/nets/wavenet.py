@@ -62,12 +62,13 @@ class CausalConv1D(keras.layers.Layer):
         mask = np.ones([self.kernel_size, in_channels, self.filters], np.float32)
         if self.exclusive:
             mask[-1] = 0.0  # the last tap is the current time step
-        self.mask = ops.convert_to_tensor(mask, dtype=self.compute_dtype)
+        self.mask = mask  # NumPy; a tensor in call() (see MaskedConv2D.build)
 
     def call(self, x):
         pad = (self.kernel_size - 1) * self.dilation_rate
         x = ops.pad(x, [[0, 0], [pad, 0], [0, 0]])
-        return ops.conv(x, self.kernel * self.mask, strides=1, padding="valid",
+        mask = ops.convert_to_tensor(self.mask, dtype=self.kernel.dtype)
+        return ops.conv(x, self.kernel * mask, strides=1, padding="valid",
                         dilation_rate=self.dilation_rate) + self.bias
 
     def compute_output_shape(self, input_shape):
