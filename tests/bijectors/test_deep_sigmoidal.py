@@ -122,9 +122,13 @@ def test_trainable_starts_near_identity_with_distinct_units():
     assert np.ptp(grad_b) > 1e-3
 
 
-def test_validation_of_parameter_shape():
+def test_validation_of_parameters():
     with pytest.raises(ValueError, match="3 \\* K"):
         DeepSigmoidal(tf.zeros([2, 7]))
+    bad = tf.constant([[0.0, np.nan, 0.0]])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="finite"):
+        DeepSigmoidal(bad, validate_args=True).forward(tf.constant([1.0]))
+    assert np.isnan(DeepSigmoidal(bad).forward(tf.constant([1.0])).numpy()).all()
 
 
 def test_inside_a_masked_autoregressive_flow():
@@ -151,6 +155,12 @@ def test_inside_a_masked_autoregressive_flow():
 @pytest.mark.skipif(not hasattr(testing, "check_bijector"),
                     reason="tfp_flows.testing.check_bijector not available yet")
 def test_project_check_bijector():
+    params = 1.5 * np.random.default_rng(6).standard_normal((2, 24))
+    x = np.random.default_rng(7).standard_normal((64, 2)) * 2
+    report = testing.check_bijector(lambda dtype: DeepSigmoidal(tf.constant(params, dtype)), x,
+                                    rtol={"float32": 1e-4, "float64": 1e-9},
+                                    atol={"float32": 1e-4, "float64": 1e-9}, saved_model=False)
+    print(report)
+    # The trainable form too (a tf.Variable parameter), float64, with the SavedModel check.
     dsf = DeepSigmoidal.trainable(2, seed=0, dtype=tf.float64, init_scale=1.0)
-    x = tf.constant(np.random.default_rng(6).standard_normal((64, 2)) * 2, tf.float64)
-    testing.check_bijector(dsf, x, rtol=1e-8, atol=1e-8)
+    testing.check_bijector(dsf, x, rtol=1e-9, atol=1e-9)

@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 from tensorflow_probability.python.internal import (
+    assert_util,
     dtype_util,
     parameter_properties,
     tensor_util,
@@ -79,7 +80,8 @@ class DeepSigmoidal(tfb.Bijector):
         without the last axis, and it acts elementwise on x of that (broadcast) shape.
       tolerance: stopping tolerance of the inverse (see above); None for the default.
       max_iterations: maximum number of root-finding steps of the inverse.
-      validate_args: check that the last axis of the parameters is a multiple of 3.
+      validate_args: check that the parameters are finite (raises `InvalidArgumentError`).
+        The last axis is always checked to hold a multiple of 3 values.
       name: name scope.
     """
 
@@ -225,3 +227,12 @@ class DeepSigmoidal(tfb.Bijector):
 
     def _inverse_log_det_jacobian(self, y):
         return -self._forward_log_det_jacobian(self._inverse(y))
+
+    def _parameter_control_dependencies(self, is_init):
+        if not self.validate_args:
+            return []
+        if is_init == tensor_util.is_ref(self.unnormalized_params):
+            return []
+        return [assert_util.assert_equal(
+            tf.reduce_all(tf.math.is_finite(self.unnormalized_params)), True,
+            message="DeepSigmoidal: unnormalized_params must be finite.")]
