@@ -1,12 +1,23 @@
-"""Autodiff checks shared by the tests of the Planar/Sylvester/Glow/NICE bijectors.
+"""Test helpers shared by the Planar, Sylvester, Glow and NICE bijector tests.
 
-`measure(bij, x, event_ndims)` returns the largest |fldj - log|det J_autodiff||, the
-largest |inverse(forward(x)) - x| and |ildj(y) + fldj(x)|. TFP caches forward/inverse
-pairs, so the inverse is fed a fresh copy of y (tf.identity) to run the real inverse.
+* `measure(bij, x, event_ndims)`: the largest |fldj - log|det J_autodiff||, the largest
+  |inverse(forward(x)) - x| and |ildj(y) + fldj(x)|. TFP caches forward/inverse pairs, so
+  the inverse is fed a fresh copy of y (tf.identity) to run the real inverse.
+* `perturb(bij, scale, seed)`: move every trainable variable by scale * N(0, 1).
+* `fit_two_moons(bijector, ...)`: a FlowModel with an N(0, I) base, its NLL and grid
+  integral before and after a short fit() on two moons.
 """
 
+import keras
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
+
+import tfp_flows
+from tfp_flows.datasets import two_moons
+from tfp_flows.testing import grid_integral
+
+tfd = tfp.distributions
 
 
 def autodiff_log_det(bij, x, event_ndims):
@@ -27,7 +38,7 @@ def measure(bij, x, event_ndims):
     """(log-det error, round-trip error, ildj error), each a max abs error over the batch."""
     x = tf.convert_to_tensor(x)
     logdet, y = autodiff_log_det(bij, x, event_ndims)
-    fldj = bij.forward_log_det_jacobian(x, event_ndims=event_ndims)
+    fldj = bij.forward_log_det_jacobian(tf.identity(x), event_ndims=event_ndims)
     x_back = bij.inverse(tf.identity(y))
     ildj = bij.inverse_log_det_jacobian(tf.identity(y), event_ndims=event_ndims)
     for t in (y, fldj, x_back, ildj):
@@ -35,3 +46,35 @@ def measure(bij, x, event_ndims):
     return (float(tf.reduce_max(tf.abs(fldj - logdet))),
             float(tf.reduce_max(tf.abs(x_back - x))),
             float(tf.reduce_max(tf.abs(ildj + fldj))))
+
+
+def perturb(bij, scale, seed=0):
+    rng = np.random.default_rng(seed)
+    for v in bij.trainable_variables:
+        v.assign(v + scale * rng.standard_normal(v.shape.as_list()).astype(
+            v.dtype.as_numpy_dtype))
+    return bij
+
+
+def two_moons_model(bijector):
+    base = tfd.MultivariateNormalDiag(tf.zeros(2, bijector.dtype or tf.float32))
+    return tfp_flows.FlowModel(tfd.TransformedDistribution(base, bijector))
+
+
+def fit_two_moons(model, *, n=1000, epochs=10, batch_size=100, lr=2e-2, before=None):
+    """Fit on two moons; returns dict of nll/grid before and after, and the history.
+
+    `before(model, x)` runs after the 'before' measurements (e.g. data-dependent init).
+    """
+    x = two_moons(n, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(lr), jit_compile=False)
+    out = {"grid_before": grid_integral(model.log_prob, num=201),
+           "nll_before": -float(tf.reduce_mean(model.log_prob(x)))}
+    if before is not None:
+        before(model, x)
+        out["nll_after_init"] = -float(tf.reduce_mean(model.log_prob(x)))
+    out["history"] = model.fit(x, epochs=epochs, batch_size=batch_size, verbose=0).history
+    out["nll_after"] = -float(tf.reduce_mean(model.log_prob(x)))
+    out["grid_after"] = grid_integral(model.log_prob, num=201)
+    print({k: v for k, v in out.items() if k != "history"})
+    return out

@@ -22,6 +22,7 @@ the activations that reach it. Calling either again re-runs the initialisation; 
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
+from tensorflow_probability.python.bijectors.chain import _Chain
 from tensorflow_probability.python.internal import (
     dtype_util,
     parameter_properties,
@@ -127,12 +128,12 @@ def initialize_actnorms(flow, x):
     initialised with the activations that reach it. Returns the number of ActNorms set.
     """
     bijector = getattr(flow, "distribution", flow)
-    if isinstance(bijector, tfd.TransformedDistribution):
+    if isinstance(bijector, tfd.Distribution):  # a (_)TransformedDistribution
         bijector = bijector.bijector
     count = [0]
 
     def backwards(bij, y):
-        if isinstance(bij, tfb.Chain):
+        if isinstance(bij, _Chain):  # tfb.Chain(...) builds a _Chain when it holds Variables
             for b in bij.bijectors:  # Chain applies its last bijector first in forward
                 y = backwards(b, y)
             return y

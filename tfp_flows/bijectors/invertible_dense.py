@@ -131,8 +131,8 @@ class InvertibleDense(tfb.Bijector):
         eye = tf.broadcast_to(tf.eye(lower.shape[-1], dtype=lower.dtype), tf.shape(lower))
         l_inv = tf.linalg.triangular_solve(lower, eye, lower=True)
         lu_inv = tf.linalg.triangular_solve(upper, l_inv, lower=False)
-        inv_perm = tf.math.invert_permutation(self._permutation)
-        return tf.gather(lu_inv, inv_perm, axis=-1)
+        # (L U')⁻¹ Pᵀ: column j of the result is column permutation[j] of (L U')⁻¹
+        return tf.gather(lu_inv, self._permutation, axis=-1)
 
     def _forward(self, x):
         y = tf.linalg.matvec(self.weight(), x)

@@ -9,7 +9,9 @@ reparametrisation (appendix A.1)
     û = u + (m(wᵀu) - wᵀu) w / ||w||²,     m(x) = -1 + softplus(x),
 
 gives wᵀû = m(wᵀu) > -1 for every value of the free parameters u, w, b, so every planar
-layer is a bijection and 1 + h' wᵀû > 0 (log-det via log1p, O(D)).
+layer is a bijection and 1 + h' wᵀû > 0. The log-det is computed, O(D), as
+log(tanh² + softplus(wᵀu) (1 - tanh²)), which equals log(1 + h' m(wᵀu)) without the
+cancellation of -1 + softplus(wᵀu) when wᵀu << 0.
 
 Inverse (no closed form): y - z is parallel to û, so only the scalar α = wᵀz is unknown.
 Projecting y = f(z) on w gives the scalar equation
@@ -122,16 +124,19 @@ class Planar(tfb.Bijector):
         return z + self.u_hat() * tf.tanh(pre)[..., tf.newaxis]
 
     def _forward_log_det_jacobian(self, z):
+        # 1 + h' wᵀû with wᵀû = -1 + softplus(wᵀu) and h' = 1 - tanh², written without
+        # cancellation as tanh² + softplus(wᵀu) (1 - tanh²) > 0, accurate even when wᵀu << 0.
         w, b = tf.convert_to_tensor(self._w), tf.convert_to_tensor(self._b)
-        pre = tf.reduce_sum(w * z, axis=-1) + b
-        w_dot_u_hat = tf.reduce_sum(w * self.u_hat(), axis=-1)
-        th = tf.tanh(pre)
-        return tf.math.log1p(w_dot_u_hat * (1.0 - th * th))
+        th = tf.tanh(tf.reduce_sum(w * z, axis=-1) + b)
+        sp = tf.math.softplus(tf.reduce_sum(w * tf.convert_to_tensor(self._u), axis=-1))
+        th2 = th * th
+        return tf.math.log(th2 + sp * (1.0 - th2))
 
     def _inverse(self, y):
         w, b = tf.convert_to_tensor(self._w), tf.convert_to_tensor(self._b)
         u_hat = self.u_hat()
-        w_dot_u_hat = tf.reduce_sum(w * u_hat, axis=-1)
+        # wᵀû = m(wᵀu) analytically (> -1), not the rounded dot product of w and û.
+        w_dot_u_hat = tf.math.softplus(tf.reduce_sum(w * tf.convert_to_tensor(self._u), -1)) - 1
         alpha = solve_linear_plus_tanh(tf.reduce_sum(w * y, axis=-1), w_dot_u_hat,
                                        tf.ones([], y.dtype), b)
         return y - u_hat * tf.tanh(alpha + b)[..., tf.newaxis]
