@@ -7,10 +7,10 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_probability as tfp  # noqa: E402
 from flow_checks import fit_two_moons, measure, perturb  # noqa: E402
+from tfp_flows.models.nice import build_nice  # noqa: E402
 
 from tfp_flows import nets  # noqa: E402
 from tfp_flows.bijectors import NICEScaling  # noqa: E402
-from tfp_flows.models.nice import build_nice  # noqa: E402
 from tfp_flows.testing import check_bijector  # noqa: E402
 
 tfb = tfp.bijectors
