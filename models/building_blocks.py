@@ -49,8 +49,12 @@ def kernel_initializer(seed, index):
     return keras.initializers.GlorotUniform(seed=None if seed is None else seed * 1000 + index)
 
 
-def flow_model(event_size, bijectors, dtype, name):
-    """`FlowModel` of N(0, I) pushed through the chain of `bijectors`."""
+def flow_model(event_size, bijectors, dtype, name, context_size=None):
+    """`FlowModel` of N(0, I) pushed through the chain of `bijectors`.
+
+    With `context_size`, the model is conditional: p(x | context), context of that size.
+    """
     dist = tfd.TransformedDistribution(standard_normal(event_size, dtype),
                                        tfb.Chain(bijectors, name=f"{name}_chain"))
-    return FlowModel(dist, name=name)
+    context_shape = None if context_size is None else [int(context_size)]
+    return FlowModel(dist, context_shape=context_shape, name=name)

@@ -12,9 +12,14 @@ tfb = tfp.bijectors
 
 
 def build_iaf(event_size, *, num_layers=5, hidden_units=(64, 64), activation="relu",
-              permutation="reverse", dtype="float32", seed=None, name="iaf"):
-    """An IAF `FlowModel`: inverted MAF layers with permutations between them."""
+              permutation="reverse", context_size=None, dtype="float32", seed=None,
+              name="iaf"):
+    """An IAF `FlowModel`: inverted MAF layers with permutations between them.
+
+    `context_size=k` makes it conditional, p(x | c) with c in R^k: train with fit(c, x).
+    """
     layers = [tfb.Invert(maf, name=f"iaf_{i}") for i, maf in
               enumerate(maf_layers(event_size, num_layers, hidden_units, activation, dtype,
-                                   seed))]
-    return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name)
+                                   seed, context_size))]
+    return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name,
+                      context_size)

@@ -13,17 +13,24 @@ from tfp_flows import nets
 tfb = tfp.bijectors
 
 
-def maf_layers(event_size, num_layers, hidden_units, activation, dtype, seed):
+def maf_layers(event_size, num_layers, hidden_units, activation, dtype, seed,
+               context_size=None):
     return [tfb.MaskedAutoregressiveFlow(
                 nets.MADE(event_size, params=2, hidden_units=hidden_units,
-                          activation=activation, dtype=dtype,
+                          activation=activation, dtype=dtype, context_size=context_size,
                           kernel_initializer=kernel_initializer(seed, i)),
                 name=f"maf_{i}")
             for i in range(num_layers)]
 
 
 def build_maf(event_size, *, num_layers=5, hidden_units=(64, 64), activation="relu",
-              permutation="reverse", dtype="float32", seed=None, name="maf"):
-    """A MAF `FlowModel`: `num_layers` MADE-conditioned affine layers with permutations."""
-    layers = maf_layers(event_size, num_layers, hidden_units, activation, dtype, seed)
-    return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name)
+              permutation="reverse", context_size=None, dtype="float32", seed=None,
+              name="maf"):
+    """A MAF `FlowModel`: `num_layers` MADE-conditioned affine layers with permutations.
+
+    `context_size=k` makes it conditional, p(x | c) with c in R^k: train with fit(c, x).
+    """
+    layers = maf_layers(event_size, num_layers, hidden_units, activation, dtype, seed,
+                        context_size)
+    return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name,
+                      context_size)

@@ -14,21 +14,26 @@ tfb = tfp.bijectors
 
 
 def coupling_layers(event_size, num_layers, hidden_units, activation, dtype, seed,
-                    shift_only, prefix):
+                    shift_only, prefix, context_size=None):
     if event_size < 2:
         raise ValueError(f"A coupling flow needs event_size >= 2; got {event_size}.")
     return [tfb.RealNVP(num_masked=event_size // 2,
                         shift_and_log_scale_fn=nets.CouplingMLP(
                             hidden_units=hidden_units, activation=activation,
-                            shift_only=shift_only, dtype=dtype,
+                            shift_only=shift_only, dtype=dtype, context_size=context_size,
                             kernel_initializer=kernel_initializer(seed, i)),
                         name=f"{prefix}_{i}")
             for i in range(num_layers)]
 
 
 def build_realnvp(event_size, *, num_layers=6, hidden_units=(64, 64), activation="relu",
-                  permutation="reverse", dtype="float32", seed=None, name="realnvp"):
-    """A RealNVP `FlowModel`: affine couplings with permutations between them."""
+                  permutation="reverse", context_size=None, dtype="float32", seed=None,
+                  name="realnvp"):
+    """A RealNVP `FlowModel`: affine couplings with permutations between them.
+
+    `context_size=k` makes it conditional, p(x | c) with c in R^k: train with fit(c, x).
+    """
     layers = coupling_layers(event_size, num_layers, hidden_units, activation, dtype, seed,
-                             shift_only=False, prefix="realnvp")
-    return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name)
+                             shift_only=False, prefix="realnvp", context_size=context_size)
+    return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name,
+                      context_size)

@@ -11,7 +11,7 @@ import tensorflow_probability as tfp
 from tfp_flows import conditioning, data_checks
 from tfp_flows.variable_discovery import find_trainables, underlying_tf_variable
 
-tfd = tfp.distributions
+tfb = tfp.bijectors
 
 
 class NonFiniteLossWarning(RuntimeWarning):
@@ -116,9 +116,11 @@ class FlowModel(keras.Model):
     # ------------------------------------------------------------------ construction
     def _context_routing(self, distribution):
         """Where the context goes in the flow (None for an unconditional model)."""
-        is_transformed = isinstance(distribution, tfd.TransformedDistribution)
-        template = conditioning.routing_template(distribution.bijector) if is_transformed \
-            else None
+        # tfd.TransformedDistribution(...) builds a private subclass-like type that fails
+        # isinstance checks, so look for the bijector instead.
+        bijector = getattr(distribution, "bijector", None)
+        is_transformed = isinstance(bijector, tfb.Bijector)
+        template = conditioning.routing_template(bijector) if is_transformed else None
         if self._context_shape is None:
             if template is not None:
                 raise ValueError("This flow has conditioners that take a context (e.g. "
@@ -321,6 +323,8 @@ class FlowModel(keras.Model):
                 raise ValueError("FlowModel is unconditional: train it on the data alone, "
                                  "fit(x), not fit(x, y).")
             return tf.cast(x, self._flow_dtype), None, sample_weight
+        if y is None and isinstance(x, (tuple, list)) and len(x) == 2:
+            x, y = x  # predict((context, x)) hands the pair over as one input
         if y is None:
             raise ValueError("This FlowModel is conditional: batches must be (context, x).")
         return tf.cast(y, self._flow_dtype), tf.cast(x, self._flow_dtype), sample_weight
@@ -505,9 +509,22 @@ class FlowModel(keras.Model):
 
         return flow_model_from_config(cls, config)
 
+    # Keras restores the compile settings (and so the optimizer's state) of a loaded .keras
+    # model only if a model that overrides compile() also overrides these two.
+    def get_compile_config(self):
+        return super().get_compile_config()
+
+    def compile_from_config(self, config):
+        return super().compile_from_config(config)
+
     # ------------------------------------------------------------------ export
     def export(self, filepath, **kwargs):
-        """Write a TF SavedModel with `log_prob` and `sample` signatures (`tfp_flows.export`)."""
+        """Write a TF SavedModel for TF Serving; returns its version folder.
+
+        Signatures serving_default/log_prob, sample, forward, inverse; `filepath` is a model
+        folder (the next version is written) or a version folder. See
+        `tfp_flows.export.export_saved_model` for the keyword arguments.
+        """
         from tfp_flows.export import export_saved_model
 
         return export_saved_model(self, filepath, **kwargs)
