@@ -252,7 +252,7 @@ class SOSPolynomial(tfb.Bijector):
         return z
 
     def _parameter_control_dependencies(self, is_init):
-        if not self.validate_args or is_init != tensor_util.is_ref(self.coefficients):
+        if not self.validate_args or is_init == tensor_util.is_ref(self.coefficients):
             return []
         a = tf.convert_to_tensor(self.coefficients)
         return [
