@@ -184,14 +184,18 @@ class FlowModel(keras.Model):
         covered = {id(underlying_tf_variable(w)) for w in keras_weights}
         extra = [v for v in found.tf_variables if id(v) not in covered]
         # A variable reached only through a global escapes the walk: the tape sees it.
-        with tf.GradientTape() as tape:
-            probe = self._probe_log_prob()
-        known = covered | {id(v) for v in extra}
-        for v in tape.watched_variables():
-            if id(v) not in known:
-                extra.append(v)
-                known.add(id(v))
-        self._check_connected(probe, tape, keras_weights, extra)
+        # Under a tf.distribute strategy the tape sees per-replica components and refuses
+        # cross-replica gradients, so there the walk alone decides (build and check the
+        # model once without a strategy to catch frozen variables).
+        if not tf.distribute.has_strategy():
+            with tf.GradientTape() as tape:
+                probe = self._probe_log_prob()
+            known = covered | {id(v) for v in extra}
+            for v in tape.watched_variables():
+                if id(v) not in known:
+                    extra.append(v)
+                    known.add(id(v))
+            self._check_connected(probe, tape, keras_weights, extra)
         # Integer variables (tf_keras' internal counters) are state to save, not parameters.
         self._tf_variables = tuple(v for v in extra if v.dtype.is_floating)
         self._tf_state = tuple(v for v in extra if not v.dtype.is_floating)
@@ -357,14 +361,20 @@ class FlowModel(keras.Model):
         finite = tf.reduce_all([tf.math.is_finite(loss)]
                                + [tf.reduce_all(tf.math.is_finite(g)) for g in grads])
 
-        def apply():
-            self.optimizer.apply_gradients(zip(grads, variables, strict=False))
+        def apply(grads):
+            self.optimizer.apply_gradients(zip(grads, variables, strict=True))
             for v in self._tf_variables:  # a Keras 3 optimizer may skip tf_keras constraints
                 if v.trainable and getattr(v, "constraint", None) is not None:
                     v.assign(v.constraint(v))
             return tf.constant(True)
 
-        tf.cond(finite, apply, lambda: tf.constant(False))
+        if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            # The gradient all-reduce cannot sit inside a tf.cond across replicas: there a
+            # non-finite step is applied with zero gradients (the optimizer's momentum moves
+            # the weights once more) before fit() stops.
+            apply([tf.where(finite, g, tf.zeros_like(g)) for g in grads])
+        else:
+            tf.cond(finite, lambda: apply(grads), lambda: tf.constant(False))
         nan = tf.constant(float("nan"), loss.dtype)
         return self._update_trackers(tf.where(finite, loss, nan), tf.where(finite, nll, nan))
 
@@ -515,7 +525,10 @@ class FlowModel(keras.Model):
         return super().get_compile_config()
 
     def compile_from_config(self, config):
-        return super().compile_from_config(config)
+        from keras.src.saving import serialization_lib
+
+        self.compile(**serialization_lib.deserialize_keras_object(config))
+        self.optimizer.build(self.trainable_variables)  # so the saved optimizer state loads
 
     # ------------------------------------------------------------------ export
     def export(self, filepath, **kwargs):
