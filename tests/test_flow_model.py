@@ -254,3 +254,12 @@ def test_conditioner_in_wrong_dtype_is_reported():
     dist = tfd.TransformedDistribution(tfd.MultivariateNormalDiag(tf.zeros(2, tf.float64)), flow)
     with pytest.raises((TypeError, ValueError), match="dtype"):
         tfp_flows.FlowModel(dist)
+
+
+def test_mixed_precision_is_refused_clearly():
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        with pytest.raises(ValueError, match="mixed precision is not supported"):
+            tfp_flows.FlowModel(issue_example_flow())
+    finally:
+        keras.config.set_dtype_policy("float32")

@@ -92,6 +92,12 @@ class FlowModel(keras.Model):
 
     def __init__(self, distribution, *, context_shape=None, bits_per_dim=False, name=None,
                  **kwargs):
+        policy = keras.config.dtype_policy()
+        if policy.compute_dtype != policy.variable_dtype:
+            raise ValueError(
+                f"Keras' global dtype policy is {policy.name!r}: mixed precision is not supported "
+                "by FlowModel, because log-determinants and log-densities lose too much in "
+                "16-bit floats. Use keras.config.set_dtype_policy('float32') (or 'float64').")
         dtype = tf.as_dtype(distribution.dtype)
         kwargs.setdefault("dtype", dtype.name)
         super().__init__(name=name, **kwargs)
