@@ -48,7 +48,9 @@ def test_masks_type_a_and_b():
 
 @pytest.mark.parametrize("shape", [(4, 4, 1), (4, 4, 3)])
 def test_conditioner_is_strictly_autoregressive_in_raster_order(shape):
-    net = nets.PixelCNN(shape, params=2, filters=12, num_layers=2, zero_init_output=False)
+    # elu: no dead units, so every connection the masks allow carries a dependence.
+    net = nets.PixelCNN(shape, params=2, filters=12, num_layers=2, zero_init_output=False,
+                        activation="elu", kernel_initializer=keras.initializers.GlorotUniform(0))
     x = np.random.default_rng(0).normal(size=(3, *shape)).astype("float32")
     dep = conditioner_jacobian(net, x)
     order = raster_index(*shape).ravel()
@@ -122,16 +124,16 @@ def test_pixelmaf_trains_on_digits_stays_autoregressive_and_exports(tmp_path):
 
     keras.utils.set_random_seed(0)
     model = build_pixelmaf((8, 8, 1), num_layers=1, filters=16, num_blocks=1, seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), jit_compile=False)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False)
     images = digits(600)
     rng = np.random.default_rng(0)
     v = ((images + rng.uniform(size=images.shape)) / 17.0).astype("float32")
-    history = model.fit(v, epochs=4, batch_size=100, verbose=0)
+    history = model.fit(v, epochs=4, batch_size=50, verbose=0)
     bpd = history.history["bits_per_dim"]
     discrete = [b + math.log2(17) for b in bpd]   # bits/dim of the 17-level pixels
     print(f"pixelmaf digits bits/dim per epoch: {np.round(discrete, 3)}")
-    assert discrete[-1] < discrete[0] - 0.5
-    assert discrete[-1] < math.log2(17)           # better than uniform over the 17 levels
+    assert discrete[-1] < discrete[0] - 1.0       # measured: 4.40 -> 2.85
+    assert discrete[-1] < math.log2(17) - 0.5     # well below uniform over 17 levels (4.09)
     # Trained weights: the flow's Jacobian is still triangular (masks live in the forward pass).
     maf = model.distribution.bijector.bijectors[-1]
     x = tf.constant(rng.normal(size=(2, 8, 8, 1)), tf.float32)
