@@ -162,17 +162,26 @@ class Residual(tfb.Bijector):
     def _g_call(self, x):
         return tf.convert_to_tensor(self._g(x))
 
+    def _g_fixed(self):
+        """g as a function of x alone, with a LipschitzMLP's normalised kernels computed once
+        (iterative loops call g many times with the same weights)."""
+        if isinstance(self._g, LipschitzMLP):
+            kernels = self._g.normalized_kernels()
+            return lambda x: tf.convert_to_tensor(self._g.call_with_kernels(x, kernels))
+        return self._g_call
+
     def _forward(self, x):
         return x + self._g_call(x)
 
     def _fixed_point(self, y):
         tol = tf.constant(self._inverse_tolerance, y.dtype)
+        g = self._g_fixed()
 
         def cond(i, x, step, done):
             return (i < self._max_inverse_iterations) & ~done
 
         def body(i, x, step, done):
-            x_new = y - self._g_call(x)
+            x_new = y - g(x)
             delta = tf.abs(x_new - x)
             step = tf.reduce_max(delta)
             done = tf.reduce_all(delta <= tol * (1.0 + tf.abs(x_new)))
@@ -236,11 +245,12 @@ class Residual(tfb.Bijector):
                               dtype=tf.float32, seed=seed)
         extra = tf.cast(tf.floor(tf.math.log(u) / np.log(q)), tf.int32)  # P(N >= j) = q^j
         n_terms = tf.minimum(self._n_exact_terms + extra, self._max_series_terms)
+        g = self._g_fixed()
 
         def body(k, w, total):
             with tf.GradientTape() as tape:
                 tape.watch(xf)
-                gx = self._g_call(xf)
+                gx = g(xf)
             w = tape.gradient(gx, xf, output_gradients=w)  # w^T J
             kf = tf.cast(k, dtype)
             sign = tf.where(k % 2 == 1, tf.ones([], dtype), -tf.ones([], dtype))

@@ -106,8 +106,11 @@ class LipschitzMLP(keras.layers.Layer):
         return out
 
     def call(self, x):
+        return self.call_with_kernels(x, self.normalized_kernels())
+
+    def call_with_kernels(self, x, kernels):
+        """g(x) with precomputed `normalized_kernels()` (reused across fixed-point steps)."""
         h = x
-        kernels = self.normalized_kernels()
         last = len(kernels) - 1
         for i, (w, b) in enumerate(zip(kernels, self.biases, strict=True)):
             h = ops.matmul(h, w) + b
