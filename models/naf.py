@@ -14,17 +14,32 @@ from tfp_flows.models.building_blocks import flow_model, interleave, kernel_init
 
 from tfp_flows import nets
 from tfp_flows.bijectors import DeepSigmoidal
+from tfp_flows.serialization import register_serializable
 
 tfb = tfp.bijectors
 
 
+@register_serializable(name="tfp_flows.models.InvertedDeepSigmoidalFn")
+class InvertedDeepSigmoidalFn:
+    """`bijector_fn` for `tfb.MaskedAutoregressiveFlow`: conditioner output -> inverted DSF.
+
+    A class with a config rather than a closure, so a NAF saves to a `.keras` file.
+    `FlowModel` finds the conditioner through the `conditioner` attribute.
+    """
+
+    def __init__(self, conditioner):
+        self.conditioner = conditioner
+
+    def __call__(self, y, **condition_kwargs):
+        return tfb.Invert(DeepSigmoidal(self.conditioner(y, **condition_kwargs)))
+
+    def get_config(self):
+        return {"conditioner": self.conditioner}
+
+
 def dsf_bijector_fn(made):
     """`bijector_fn` for `tfb.MaskedAutoregressiveFlow`: MADE parameters -> inverted DSF."""
-
-    def bijector_fn(y, **condition_kwargs):
-        return tfb.Invert(DeepSigmoidal(made(y, **condition_kwargs)))
-
-    return bijector_fn
+    return InvertedDeepSigmoidalFn(made)
 
 
 def naf_layers(event_size, num_layers, hidden_units, hidden_size, activation, dtype, seed):
@@ -33,7 +48,6 @@ def naf_layers(event_size, num_layers, hidden_units, hidden_size, activation, dt
         made = nets.MADE(event_size, params=3 * hidden_size, hidden_units=hidden_units,
                          activation=activation, dtype=dtype,
                          kernel_initializer=kernel_initializer(seed, i), name=f"naf_made_{i}")
-        # FlowModel finds the MADE through the bijector_fn's closure.
         layers.append(tfb.MaskedAutoregressiveFlow(bijector_fn=dsf_bijector_fn(made),
                                                    name=f"naf_{i}"))
     return layers

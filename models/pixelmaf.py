@@ -24,9 +24,9 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 from tfp_flows.models.building_blocks import kernel_initializer
+from tfp_flows.models.naf import dsf_bijector_fn
 
 from tfp_flows import FlowModel, nets
-from tfp_flows.bijectors import DeepSigmoidal
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 
@@ -72,11 +72,7 @@ def _layer(shape, index, transformer, hidden_size, conditioner_options, dtype, s
                         name=f"pixelcnn_{index}", **conditioner_options)
     if transformer == "affine":
         return tfb.MaskedAutoregressiveFlow(net, event_ndims=3, name=f"pixelmaf_{index}")
-
-    def bijector_fn(y, **kwargs):
-        return tfb.Invert(DeepSigmoidal(net(y, **kwargs)))
-
-    return tfb.MaskedAutoregressiveFlow(bijector_fn=bijector_fn, event_ndims=3,
+    return tfb.MaskedAutoregressiveFlow(bijector_fn=dsf_bijector_fn(net), event_ndims=3,
                                         name=f"pixelnaf_{index}")
 
 
