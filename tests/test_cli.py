@@ -29,3 +29,35 @@ def test_train_writes_run_folder_figure_and_export(tmp_path, capsys):
     loaded = tf.saved_model.load(str(export_dir / "realnvp" / "1"))
     lp = loaded.signatures["log_prob"](x=tf.zeros([4, 2]))["log_prob"].numpy()
     assert lp.shape == (4,) and np.all(np.isfinite(lp))
+
+
+def test_commands_from_a_run_folder_and_csv_data(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(600, 2)) * [1.0, 0.3]
+    np.savetxt(tmp_path / "points.csv", data, delimiter=",", header="x,y", comments="")
+    run = tmp_path / "run"
+    assert cli.main(["train", "--model", "maf", "--data", str(tmp_path / "points.csv"),
+                     "--epochs", "1", "--num-layers", "1", "--hidden-units", "8",
+                     "--run-dir", str(run), "--no-export", "--verbose", "0",
+                     "--tensorboard"]) == 0
+    assert any((run / "tensorboard").rglob("events.out.tfevents.*"))
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--run-dir", str(run)]) == 0
+    first = capsys.readouterr().out
+    assert "test NLL:" in first and "bits/dim" in first
+    assert cli.main(["sample", "--run-dir", str(run), "-n", "17"]) == 0
+    assert np.load(run / "samples.npy").shape == (17, 2)
+    (run / "density.png").unlink()
+    assert cli.main(["plot", "--run-dir", str(run)]) == 0
+    assert (run / "density.png").exists()
+    assert cli.main(["export", "--run-dir", str(run), "--export-dir",
+                     str(tmp_path / "exp")]) == 0
+    assert (tmp_path / "exp" / "maf" / "1" / "saved_model.pb").exists()
+
+
+def test_bad_data_file_gives_error_naming_row_and_column(tmp_path, capsys):
+    (tmp_path / "bad.csv").write_text("1.0,2.0\n3.0,abc\n")
+    code = cli.main(["train", "--data", str(tmp_path / "bad.csv"), "--run-dir",
+                     str(tmp_path / "r"), "--no-export", "--verbose", "0"])
+    assert code == 2
+    assert "bad.csv: data row 2, column 2 is not a number: 'abc'" in capsys.readouterr().err

@@ -1,12 +1,17 @@
-"""The `tfp-flows` command line: list the zoo, train a flow, export it.
+"""The `tfp-flows` command line (also `python -m tfp_flows`).
 
-    tfp-flows list
+    tfp-flows list                                  # the zoo's models, the built-in data
     tfp-flows train [--model maf] [--data two-moons] [--epochs 40] ...
+    tfp-flows evaluate --run-dir runs/maf-two-moons
+    tfp-flows sample   --run-dir runs/maf-two-moons -n 1000 --out samples.npy
+    tfp-flows export   --run-dir runs/maf-two-moons [--export-dir saved_models]
+    tfp-flows plot     --run-dir runs/maf-two-moons
 
-`train` fits a zoo recipe on a built-in data set with a Keras progress bar, keeps the
-best weights (by validation NLL), reports the test NLL, writes a run folder
-(config.json, history.json, best.weights.h5, density.png, history.png) and exports a
-SavedModel to <export-dir>/<model>/<next version>/.
+`train` fits a zoo recipe on a built-in data set or a .npy/.csv file with a Keras progress
+bar, keeps the best weights (by validation NLL), reports the test NLL, and writes a run
+folder (config.json, history.json, best.weights.h5, figures) and, unless --no-export, a
+SavedModel to <export-dir>/<model>/<next version>/. The other commands work from a run
+folder: they rebuild the model from config.json and load best.weights.h5.
 """
 
 import argparse
@@ -14,15 +19,19 @@ import json
 import os
 import sys
 
+IMAGE_RECIPES = ("pixelmaf", "glow")
+
 
 def _parser():
     parser = argparse.ArgumentParser(prog="tfp-flows", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the zoo's models and the built-in data sets")
-    train = sub.add_parser("train", help="train a zoo model on a built-in data set")
+    train = sub.add_parser("train", help="train a zoo model")
     train.add_argument("--model", default="maf", help="zoo recipe (see `tfp-flows list`)")
-    train.add_argument("--data", default="two-moons", help="built-in data set")
-    train.add_argument("--num-points", type=int, default=10000)
+    train.add_argument("--data", default="two-moons",
+                       help="built-in data set, or a .npy / .csv file (rows are examples)")
+    train.add_argument("--num-points", type=int, default=10000,
+                       help="size of a generated 2-D data set")
     train.add_argument("--epochs", type=int, default=40)
     train.add_argument("--batch-size", type=int, default=256)
     train.add_argument("--learning-rate", type=float, default=2e-3)
@@ -30,11 +39,25 @@ def _parser():
     train.add_argument("--hidden-units", type=int, nargs="+", default=None)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--jit-compile", choices=["auto", "true", "false"], default="auto",
-                       help="XLA for the train step ('auto': Keras decides; on by GPU)")
+                       help="XLA for the train step ('auto': Keras decides; on with a GPU)")
+    train.add_argument("--tensorboard", action="store_true",
+                       help="write TensorBoard logs to <run-dir>/tensorboard")
     train.add_argument("--run-dir", default=None, help="default: runs/<model>-<data>")
     train.add_argument("--export-dir", default="saved_models")
     train.add_argument("--no-export", action="store_true")
     train.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
+    for name, text in (("evaluate", "test NLL of a trained run"),
+                       ("sample", "draw samples from a trained run"),
+                       ("export", "export a trained run as a SavedModel"),
+                       ("plot", "redraw a trained run's figures")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--run-dir", required=True)
+        if name == "sample":
+            cmd.add_argument("-n", "--num-samples", type=int, default=1000)
+            cmd.add_argument("--seed", type=int, default=0)
+            cmd.add_argument("--out", default=None, help="default: <run-dir>/samples.npy")
+        if name == "export":
+            cmd.add_argument("--export-dir", default="saved_models")
     return parser
 
 
@@ -43,63 +66,163 @@ def _list():
 
     print("models:")
     for name, (_, description) in sorted(models.RECIPES.items()):
-        print(f"  {name:10s} {description}")
-    print("data sets:")
-    for name in sorted(datasets.DATASETS):
-        print(f"  {name}")
+        print(f"  {name:12s} {description}")
+    print("data sets (or pass a .npy / .csv file):")
+    for name, (_, description) in sorted(datasets.DATASETS.items()):
+        print(f"  {name:12s} {description}")
     return 0
+
+
+def _load_data(config):
+    """(train, validation, test) for a run's config, shaped for its model."""
+    from tfp_flows import datasets
+
+    name = config["data"]
+    if os.path.splitext(name)[1] in (".npy", ".csv"):
+        parts = datasets.train_val_test(datasets.load_file(name), seed=config["seed"])
+    else:
+        parts = datasets.load(name, config["num_points"], seed=config["seed"])
+    if config["model"] not in IMAGE_RECIPES:  # vector recipes see flattened events
+        parts = tuple(p.reshape(len(p), -1) for p in parts)
+    return parts
+
+
+def _build_model(config, event_shape):
+    from tfp_flows import models
+
+    options = {"seed": config["seed"]}
+    if config.get("num_layers") is not None:
+        options["num_layers"] = config["num_layers"]
+    if config.get("hidden_units") is not None:
+        options["hidden_units"] = config["hidden_units"]
+    event = tuple(event_shape) if config["model"] in IMAGE_RECIPES else int(event_shape[0])
+    return models.build(config["model"], event, **options)
+
+
+def _restore(run_dir):
+    """(config, model with its best weights, (train, val, test)) of a run folder."""
+    with open(os.path.join(run_dir, "config.json")) as f:
+        config = json.load(f)
+    parts = _load_data(config)
+    model = _build_model(config, parts[0].shape[1:])
+    model.load_weights(os.path.join(run_dir, "best.weights.h5"))
+    return config, model, parts
+
+
+def _report_nll(model, test, config):
+    import numpy as np
+
+    from tfp_flows import datasets
+
+    nll = float(-np.mean(model.predict(test, batch_size=4096, verbose=0)))
+    dims = int(np.prod(test.shape[1:]))
+    line = f"test NLL: {nll:.4f} nats ({nll / (dims * np.log(2)):.4f} bits/dim)"
+    if config["data"] == "digits":  # dequantised pixels: bound for the discrete data
+        line += f"; discrete data: {datasets.discrete_bits_per_dim(nll, dims):.4f} bits/dim"
+    print(line)
+    return nll
+
+
+def _figures(model, config, train, history, run_dir):
+    from tfp_flows.plotting import plot_density_2d, plot_history, plot_image_samples
+
+    paths = []
+    if history:
+        paths.append(plot_history(history, os.path.join(run_dir, "history.png")))
+    title = f"{config['model']} on {os.path.basename(config['data'])}"
+    if train.ndim == 2 and train.shape[1] == 2:
+        paths.append(plot_density_2d(model, train, os.path.join(run_dir, "density.png"),
+                                     title=title))
+    elif train.ndim == 4 or (train.ndim == 2 and train.shape[1] == 64):
+        paths.append(plot_image_samples(model, train, os.path.join(run_dir, "samples.png"),
+                                        title=title))
+    for path in paths:
+        print(f"figure: {path}")
+    return paths
+
+
+def _export(model, config, export_dir):
+    from tfp_flows import export_saved_model, next_version_dir
+
+    path = export_saved_model(model, next_version_dir(os.path.join(export_dir,
+                                                                   config["model"])))
+    print(f"SavedModel: {path}")
+    return path
 
 
 def _train(args):
     import keras
-    import numpy as np
-
-    from tfp_flows import datasets, export_saved_model, models, next_version_dir
-    from tfp_flows.plotting import plot_density_2d, plot_history
 
     keras.utils.set_random_seed(args.seed)
-    train, val, test = datasets.load(args.data, args.num_points, seed=args.seed)
-    options = {"seed": args.seed}
-    if args.num_layers is not None:
-        options["num_layers"] = args.num_layers
-    if args.hidden_units is not None:
-        options["hidden_units"] = args.hidden_units
-    model = models.build(args.model, train.shape[1], **options)
+    config = vars(args).copy()
+    train, val, test = _load_data(config)
+    model = _build_model(config, train.shape[1:])
     jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), jit_compile=jit)
 
-    run_dir = args.run_dir or os.path.join("runs", f"{args.model}-{args.data}")
+    data_name = os.path.splitext(os.path.basename(args.data))[0]
+    run_dir = args.run_dir or os.path.join("runs", f"{args.model}-{data_name}")
     os.makedirs(run_dir, exist_ok=True)
+    config["run_dir"] = run_dir
     with open(os.path.join(run_dir, "config.json"), "w") as f:
-        json.dump(vars(args), f, indent=2)
+        json.dump(config, f, indent=2)
     best = os.path.join(run_dir, "best.weights.h5")
     callbacks = [keras.callbacks.ModelCheckpoint(best, monitor="val_loss", save_best_only=True,
                                                  save_weights_only=True)]
+    if args.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard")))
     history = model.fit(train, epochs=args.epochs, batch_size=args.batch_size,
                         validation_data=val, callbacks=callbacks, verbose=args.verbose)
     if os.path.exists(best):
         model.load_weights(best)
-    test_nll = float(-np.mean(model.predict(test, batch_size=4096, verbose=0)))
+    else:  # no finite validation loss ever: keep the final weights as "best"
+        model.save_weights(best)
+    test_nll = _report_nll(model, test, config)
     with open(os.path.join(run_dir, "history.json"), "w") as f:
         json.dump({"history": history.history, "test_nll": test_nll}, f, indent=2)
-    print(f"test NLL: {test_nll:.4f} nats")
-    figure = plot_density_2d(model, train, os.path.join(run_dir, "density.png"),
-                             title=f"{args.model} on {args.data}")
-    plot_history(history, os.path.join(run_dir, "history.png"))
-    print(f"figure: {figure}")
+    _figures(model, config, train, history.history, run_dir)
     if not args.no_export:
-        path = export_saved_model(model, next_version_dir(os.path.join(args.export_dir,
-                                                                       args.model)))
-        print(f"SavedModel: {path}")
+        _export(model, config, args.export_dir)
+    return 0
+
+
+def _from_run(args):
+    import numpy as np
+
+    config, model, (train, _, test) = _restore(args.run_dir)
+    if args.command == "evaluate":
+        _report_nll(model, test, config)
+    elif args.command == "sample":
+        samples = np.asarray(model.sample(args.num_samples, seed=args.seed))
+        out = args.out or os.path.join(args.run_dir, "samples.npy")
+        np.save(out, samples)
+        print(f"samples: {out} {samples.shape}")
+    elif args.command == "export":
+        _export(model, config, args.export_dir)
+    else:
+        history_path = os.path.join(args.run_dir, "history.json")
+        history = None
+        if os.path.exists(history_path):
+            with open(history_path) as f:
+                history = json.load(f)["history"]
+        _figures(model, config, train, history, args.run_dir)
     return 0
 
 
 def main(argv=None):
     args = _parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if args.command == "list":
-        return _list()
-    return _train(args)
+    from tfp_flows.data_checks import FlowDataError
+
+    try:
+        if args.command == "list":
+            return _list()
+        if args.command == "train":
+            return _train(args)
+        return _from_run(args)
+    except (FlowDataError, FileNotFoundError) as e:
+        print(f"tfp-flows: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -29,6 +29,89 @@ def two_moons(n=10000, *, noise=0.08, seed=0, standardize=True):
     return data.astype(np.float32)
 
 
+def circles(n=10000, *, noise=0.05, seed=0, factor=0.5):
+    """Two concentric circles (radii 1 and `factor`) with Gaussian noise, float32 [n, 2]."""
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0, 2 * np.pi, n)
+    radius = np.where(rng.random(n) < 0.5, 1.0, factor)
+    data = radius[:, None] * np.stack([np.cos(t), np.sin(t)], 1)
+    data = data + noise * rng.standard_normal((n, 2))
+    return (data / data.std(axis=0)).astype(np.float32)
+
+
+def eight_gaussians(n=10000, *, std=0.1, seed=0):
+    """Eight Gaussians of std `std` on a circle of radius 2 (FFJORD's toy set), [n, 2]."""
+    rng = np.random.default_rng(seed)
+    angles = rng.integers(0, 8, n) * (np.pi / 4)
+    centres = 2.0 * np.stack([np.cos(angles), np.sin(angles)], 1)
+    return (centres + std * rng.standard_normal((n, 2))).astype(np.float32)
+
+
+def checkerboard(n=10000, *, seed=0):
+    """Uniform density on the black squares of a 4x4 checkerboard over [-2, 2]^2, [n, 2]."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.uniform(-2, 2, n)
+    x2 = rng.uniform(0, 1, n) - 2 * rng.integers(0, 2, n) + (np.floor(x1) % 2)
+    return np.stack([x1, x2 * 1.0], 1).astype(np.float32)
+
+
+def pinwheel(n=10000, *, num_arms=5, radial_std=0.3, tangential_std=0.1, rate=0.25, seed=0):
+    """Pinwheel: Gaussian blobs sheared into `num_arms` spiral arms, [n, 2]."""
+    rng = np.random.default_rng(seed)
+    angles = np.linspace(0, 2 * np.pi, num_arms, endpoint=False)
+    feats = rng.standard_normal((n, 2)) * [radial_std, tangential_std]
+    feats[:, 0] += 1.0
+    labels = rng.integers(0, num_arms, n)
+    turn = angles[labels] + rate * np.exp(feats[:, 0])
+    rot = np.stack([np.cos(turn), -np.sin(turn), np.sin(turn), np.cos(turn)], 1).reshape(-1, 2, 2)
+    return (2 * np.einsum("ni,nji->nj", feats, rot)).astype(np.float32)
+
+
+def spirals(n=10000, *, noise=0.1, seed=0):
+    """Two interleaved spirals, [n, 2]."""
+    rng = np.random.default_rng(seed)
+    t = np.sqrt(rng.random(n)) * 540 * (2 * np.pi) / 360
+    sign = np.where(rng.random(n) < 0.5, 1.0, -1.0)
+    data = sign[:, None] * np.stack([-np.cos(t) * t, np.sin(t) * t], 1)
+    data = data + noise * rng.standard_normal((n, 2))
+    return (data / 3.0).astype(np.float32)
+
+
+def digits(n=None, *, seed=0):
+    """scikit-learn's bundled 8x8 digits (1797 images, no download), dequantised to [0, 1].
+
+    Pixel values k in 0..16 become (k + u) / 17 with u ~ U[0, 1) (fixed `seed`); shape
+    [n, 8, 8, 1]. A density p on [0, 1]^64 bounds the discrete data's bits per dimension
+    by bits_per_dim(p) + log2(17) (see `discrete_bits_per_dim`).
+    """
+    from sklearn.datasets import load_digits
+
+    images = load_digits().images.astype(np.float64)
+    rng = np.random.default_rng(seed)
+    data = (images + rng.random(images.shape)) / DIGIT_LEVELS
+    if n is not None:
+        data = data[:n]
+    return data[..., None].astype(np.float32)
+
+
+DIGIT_LEVELS = 17
+
+
+def discrete_bits_per_dim(nll_nats, num_dims, levels=DIGIT_LEVELS):
+    """Bits/dim of discrete data with `levels` levels from the NLL of its dequantisation
+    (v = (k + u) / levels on [0, 1]): (nll + D log levels) / (D ln 2)."""
+    return (nll_nats + num_dims * np.log(levels)) / (num_dims * np.log(2.0))
+
+
+def breast_cancer(n=None, *, seed=0):
+    """scikit-learn's bundled breast-cancer features (569 x 30), standardised, float32."""
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer().data
+    data = (data - data.mean(0)) / data.std(0)
+    return (data if n is None else data[:n]).astype(np.float32)
+
+
 def train_val_test(data, fractions=(0.8, 0.1, 0.1), *, seed=0):
     """Split rows of `data` into train, validation and test parts (a fixed permutation)."""
     if not np.isclose(sum(fractions), 1.0) or len(fractions) != 3:
@@ -40,11 +123,84 @@ def train_val_test(data, fractions=(0.8, 0.1, 0.1), *, seed=0):
     return tuple(data[p] for p in parts)
 
 
-DATASETS = {"two-moons": two_moons}
+DATASETS = {
+    "two-moons": (two_moons, "two interleaving half circles (2-D)"),
+    "circles": (circles, "two concentric circles (2-D)"),
+    "8gaussians": (eight_gaussians, "eight Gaussians on a circle (2-D)"),
+    "checkerboard": (checkerboard, "uniform on a 4x4 checkerboard (2-D)"),
+    "pinwheel": (pinwheel, "five sheared spiral arms (2-D)"),
+    "spirals": (spirals, "two interleaved spirals (2-D)"),
+    "digits": (digits, "scikit-learn's 8x8 digits, dequantised to [0, 1] (1797 images)"),
+    "breast-cancer": (breast_cancer, "scikit-learn's breast-cancer features (30-D, 569 rows)"),
+}
 
 
 def load(name, n=10000, *, seed=0):
-    """A built-in data set by name, split into (train, validation, test)."""
+    """A built-in data set by name, split into (train, validation, test).
+
+    `n` is the number of points of the generated 2-D sets; the bundled sets use all rows.
+    """
     if name not in DATASETS:
-        raise ValueError(f"Unknown data set {name!r}; built-in: {sorted(DATASETS)}.")
-    return train_val_test(DATASETS[name](n, seed=seed), seed=seed)
+        raise ValueError(f"Unknown data set {name!r}; built-in: {', '.join(sorted(DATASETS))}.")
+    make = DATASETS[name][0]
+    data = make(None, seed=seed) if name in ("digits", "breast-cancer") else make(n, seed=seed)
+    return train_val_test(data, seed=seed)
+
+
+def load_file(path):
+    """Data from a .npy or .csv file as float32, with errors that name file, row and column.
+
+    A CSV may start with one header row; every other cell must be a finite number.
+    """
+    import os
+
+    from tfp_flows.data_checks import FlowDataError
+
+    if not os.path.exists(path):
+        raise FlowDataError(f"{path}: no such file.")
+    if path.endswith(".npy"):
+        data = np.load(path, allow_pickle=False)
+        if data.dtype.kind not in "fiu":
+            raise FlowDataError(f"{path}: holds dtype {data.dtype}, not numbers.")
+        data = data.astype(np.float64)
+        if data.ndim < 2:
+            raise FlowDataError(f"{path}: shape {data.shape}; need [rows, features...].")
+        bad = np.argwhere(~np.isfinite(data.reshape(len(data), -1)))
+        if len(bad):
+            raise FlowDataError(f"{path}: row {bad[0][0]}, column {bad[0][1]} is not finite "
+                                f"({len(bad)} such entries).")
+        return data.astype(np.float32)
+    if path.endswith(".csv"):
+        import csv
+
+        with open(path, newline="") as f:
+            rows = [r for r in csv.reader(f) if r]
+        if rows and not _all_numbers(rows[0]):
+            rows = rows[1:]  # header
+        if not rows:
+            raise FlowDataError(f"{path}: no data rows.")
+        width = len(rows[0])
+        out = np.empty((len(rows), width))
+        for i, row in enumerate(rows):
+            if len(row) != width:
+                raise FlowDataError(f"{path}: data row {i + 1} has {len(row)} columns, the "
+                                    f"first has {width}.")
+            for j, cell in enumerate(row):
+                try:
+                    out[i, j] = float(cell)
+                except ValueError:
+                    raise FlowDataError(f"{path}: data row {i + 1}, column {j + 1} is not a "
+                                        f"number: {cell!r}.") from None
+                if not np.isfinite(out[i, j]):
+                    raise FlowDataError(f"{path}: data row {i + 1}, column {j + 1} is not "
+                                        f"finite: {cell!r}.")
+        return out.astype(np.float32)
+    raise FlowDataError(f"{path}: unsupported file type; use .npy or .csv.")
+
+
+def _all_numbers(row):
+    try:
+        [float(c) for c in row]
+    except ValueError:
+        return False
+    return True
