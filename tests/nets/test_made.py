@@ -52,3 +52,10 @@ def test_config_round_trip_and_errors():
         nets.MADE(3, input_order=[1, 1, 2])
     with pytest.raises(ValueError, match="built for event_size=3"):
         nets.MADE(3)(np.zeros((2, 4), "float32"))
+
+
+def test_first_call_inside_tf_function_then_eager():
+    made = nets.MADE(3, params=2, hidden_units=[8])
+    x = tf.ones([2, 3])
+    traced = tf.function(lambda t: made(t))(x)
+    np.testing.assert_allclose(made(x).numpy(), traced.numpy())

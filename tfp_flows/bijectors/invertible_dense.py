@@ -14,7 +14,6 @@ log-det over the H·W positions); `Invertible1x1Conv` is that use with Glow's de
 """
 
 import numpy as np
-import scipy.linalg
 import tensorflow as tf
 import tensorflow_probability as tfp
 from tensorflow_probability.python.internal import (
@@ -27,6 +26,23 @@ from tensorflow_probability.python.internal import (
 tfb = tfp.bijectors
 
 
+def lu_with_pivoting(a):
+    """(p, lower, upper) with a = p @ lower @ upper: LU with partial pivoting, NumPy.
+
+    Runs once at initialisation on a C x C matrix, so a plain loop is fine here.
+    """
+    n = a.shape[0]
+    upper, lower, perm = np.array(a, np.float64), np.eye(n), np.arange(n)
+    for k in range(n - 1):
+        i = k + int(np.argmax(np.abs(upper[k:, k])))
+        upper[[k, i]], perm[[k, i]] = upper[[i, k]], perm[[i, k]]
+        lower[[k, i], :k] = lower[[i, k], :k]
+        lower[k + 1:, k] = upper[k + 1:, k] / upper[k, k]
+        upper[k + 1:] -= lower[k + 1:, k, None] * upper[k]
+    upper = np.triu(upper)
+    return np.eye(n)[perm].T, lower, upper  # a[perm] = lower @ upper
+
+
 def lu_init(channels, init, rng, np_dtype):
     """(lower_upper, log_abs_diag, sign, permutation) for W = I or a random rotation."""
     if init == "identity":
@@ -35,7 +51,7 @@ def lu_init(channels, init, rng, np_dtype):
     if init != "rotation":
         raise ValueError(f"init must be 'identity' or 'rotation'; got {init!r}.")
     w = np.linalg.qr(rng.standard_normal([channels, channels]))[0]
-    p, lower, upper = scipy.linalg.lu(w)          # w = p @ lower @ upper
+    p, lower, upper = lu_with_pivoting(w)          # w = p @ lower @ upper
     d = np.diag(upper)
     lower_upper = np.tril(lower, -1) + np.triu(upper, 1)
     # (p @ v)[i] = v[perm[i]] with perm[i] = argmax_j p[i, j]

@@ -130,7 +130,7 @@ class MADE(keras.layers.Layer):
         if input_shape[-1] is not None and input_shape[-1] != self.event_size:
             raise ValueError(f"MADE was built for event_size={self.event_size} but got inputs "
                              f"with {input_shape[-1]} features (shape {list(input_shape)}).")
-        self.kernels, self.biases, self.masks = [], [], []
+        self.kernels, self.biases = [], []
         sizes = [self.event_size, *self.hidden_units, self.event_size * self.params]
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
             last = i == len(sizes) - 2
@@ -139,7 +139,6 @@ class MADE(keras.layers.Layer):
                                                 name=f"kernel_{i}"))
             self.biases.append(self.add_weight(shape=(fan_out,), initializer="zeros",
                                                name=f"bias_{i}"))
-            self.masks.append(ops.convert_to_tensor(self._masks_np[i], dtype=self.compute_dtype))
         self.context_kernels = []
         if self.context_size:
             for i, fan_out in enumerate(sizes[1:]):
@@ -153,7 +152,10 @@ class MADE(keras.layers.Layer):
         context = check_context(self, conditional_input)
         h = x
         last = len(self.kernels) - 1
-        layers = zip(self.kernels, self.biases, self.masks, strict=True)
+        # Masks stay NumPy until here: a tensor made in build() would belong to whatever
+        # graph first called the layer (e.g. a tf.function) and break later eager calls.
+        masks = [ops.convert_to_tensor(m, dtype=self.compute_dtype) for m in self._masks_np]
+        layers = zip(self.kernels, self.biases, masks, strict=True)
         for i, (kernel, bias, mask) in enumerate(layers):
             h = ops.matmul(h, kernel * mask) + bias
             if context is not None:  # [..., C] @ [C, H] broadcasts against x's batch
