@@ -7,6 +7,7 @@ from tfp_flows.models.iaf import build_iaf
 from tfp_flows.models.maf import build_maf
 from tfp_flows.models.naf import build_naf
 from tfp_flows.models.nice import build_nice
+from tfp_flows.models.nsf import build_nsf
 from tfp_flows.models.pixelmaf import build_pixelmaf
 from tfp_flows.models.realnvp import build_realnvp
 
@@ -16,6 +17,7 @@ RECIPES = {
     "realnvp": (build_realnvp, "RealNVP: affine coupling layers with CouplingMLP"),
     "nice": (build_nice, "NICE: additive couplings and a diagonal scaling"),
     "naf": (build_naf, "neural autoregressive flow: MADE-conditioned deep sigmoidal layers"),
+    "nsf": (build_nsf, "neural spline flow: rational-quadratic spline couplings"),
     "pixelmaf": (build_pixelmaf, "MAF over images with PixelCNN masked convolutions (bits/dim)"),
 }
 
@@ -29,3 +31,4 @@ def build(name, event_size, **options):
 
 __all__ = ["RECIPES", "build", "build_maf", "build_iaf", "build_realnvp", "build_nice"]
 __all__ += ["build_naf", "build_pixelmaf"]
+__all__ += ["build_nsf"]

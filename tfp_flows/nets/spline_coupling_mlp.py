@@ -1,0 +1,114 @@
+"""SplineCouplingMLP: the conditioner of a rational-quadratic spline coupling layer.
+
+Neural spline flows (Durkan, Bekasov, Murray & Papamakarios, 2019) replace the affine map
+of a coupling layer by a monotone rational-quadratic spline with K bins on [-B, B] and
+identity tails outside (TFP's `tfb.RationalQuadraticSpline`). For every coordinate of x1
+this MLP of x0 outputs K bin widths, K bin heights and K - 1 interior knot slopes:
+
+    widths  = min_bin_width  + (2B - K min_bin_width)  softmax(raw_w),   (sum 2B)
+    heights = min_bin_height + (2B - K min_bin_height) softmax(raw_h),   (sum 2B)
+    slopes  = min_slope + softplus(raw_s).
+
+The output layer starts at zero kernel with the slope biases at softplus⁻¹(1 - min_slope),
+so every bin has width = height and slope 1: a fresh spline coupling is the identity.
+"""
+
+import math
+
+import keras
+import tensorflow_probability as tfp
+from keras import ops
+
+tfb = tfp.bijectors
+
+
+@keras.saving.register_keras_serializable(package="tfp_flows")
+class SplineCouplingMLP(keras.layers.Layer):
+    """x0 [..., d0] -> (widths, heights, slopes) [..., d1, K], [..., d1, K], [..., d1, K-1].
+
+    Use `spline` as the `bijector_fn` of `tfb.RealNVP`:
+    `tfb.RealNVP(num_masked=d0, bijector_fn=SplineCouplingMLP(...).spline)`.
+
+    Args:
+      hidden_units: widths of the hidden layers.
+      num_bins: K.
+      bound: B; the spline acts on [-B, B], identity outside.
+      activation: Keras activation of the hidden layers.
+      output_units: optional; d1 (otherwise taken from the first `spline` call).
+      min_bin_width, min_bin_height, min_slope: lower bounds that keep the spline stable.
+      kernel_initializer: initializer of the hidden kernels.
+    """
+
+    def __init__(self, hidden_units=(64, 64), num_bins=8, bound=5.0, activation="relu",
+                 output_units=None, min_bin_width=1e-3, min_bin_height=1e-3, min_slope=1e-3,
+                 kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_units = [int(u) for u in hidden_units]
+        self.num_bins = int(num_bins)
+        self.bound = float(bound)
+        self.activation = keras.activations.get(activation)
+        self.output_units = None if output_units is None else int(output_units)
+        self.min_bin_width = float(min_bin_width)
+        self.min_bin_height = float(min_bin_height)
+        self.min_slope = float(min_slope)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        if self.num_bins < 2 or self.bound <= 0:
+            raise ValueError(f"SplineCouplingMLP needs num_bins >= 2 and bound > 0; got "
+                             f"{num_bins} and {bound}.")
+        if self.num_bins * max(self.min_bin_width, self.min_bin_height) >= 2 * self.bound:
+            raise ValueError("num_bins * min_bin_width must be below the interval 2 * bound.")
+
+    def spline(self, x0, output_units, **kwargs):
+        """The `bijector_fn` for `tfb.RealNVP`: a spline with parameters from x0."""
+        if self.output_units is None:
+            self.output_units = int(output_units)
+        elif int(output_units) != self.output_units:
+            raise ValueError(f"SplineCouplingMLP was built for {self.output_units} output "
+                             f"units but is now asked for {output_units}.")
+        widths, heights, slopes = self(x0)
+        return tfb.RationalQuadraticSpline(widths, heights, slopes, range_min=-self.bound)
+
+    def build(self, input_shape):
+        if self.output_units is None:
+            raise ValueError("SplineCouplingMLP does not know its output size: pass "
+                             "output_units or call it through `spline(x0, output_units)`.")
+        k = self.num_bins
+        self.hidden_layers = [
+            keras.layers.Dense(units, activation=self.activation,
+                               kernel_initializer=self.kernel_initializer,
+                               dtype=self.dtype_policy, name=f"hidden_{i}")
+            for i, units in enumerate(self.hidden_units)]
+        slope_bias = math.log(math.expm1(1.0 - self.min_slope))
+        bias = [0.0] * (2 * k) + [slope_bias] * (k - 1)
+        self.output_layer = keras.layers.Dense(
+            self.output_units * (3 * k - 1), kernel_initializer="zeros",
+            bias_initializer=keras.initializers.Constant(bias * self.output_units),
+            dtype=self.dtype_policy, name="output")
+        shape = tuple(input_shape)
+        for layer in self.hidden_layers:
+            layer.build(shape)
+            shape = (*shape[:-1], layer.units)
+        self.output_layer.build(shape)
+
+    def call(self, x):
+        h = x
+        for layer in self.hidden_layers:
+            h = layer(h)
+        k = self.num_bins
+        out = self.output_layer(h)
+        out = ops.reshape(out, (*ops.shape(out)[:-1], self.output_units, 3 * k - 1))
+        raw_w, raw_h, raw_s = out[..., :k], out[..., k:2 * k], out[..., 2 * k:]
+        span = 2.0 * self.bound
+        widths = self.min_bin_width + (span - k * self.min_bin_width) * ops.softmax(raw_w)
+        heights = self.min_bin_height + (span - k * self.min_bin_height) * ops.softmax(raw_h)
+        slopes = self.min_slope + ops.softplus(raw_s)
+        return widths, heights, slopes
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(hidden_units=self.hidden_units, num_bins=self.num_bins, bound=self.bound,
+                      activation=keras.activations.serialize(self.activation),
+                      output_units=self.output_units, min_bin_width=self.min_bin_width,
+                      min_bin_height=self.min_bin_height, min_slope=self.min_slope,
+                      kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
+        return config
