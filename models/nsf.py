@@ -11,8 +11,27 @@ import tensorflow_probability as tfp
 from tfp_flows.models.building_blocks import flow_model, interleave, kernel_initializer
 
 from tfp_flows import nets
+from tfp_flows.serialization import register_serializable
 
 tfb = tfp.bijectors
+
+
+@register_serializable(name="tfp_flows.models.SplineBijectorFn")
+class SplineBijectorFn:
+    """`bijector_fn` for `tfb.RealNVP`: x0 -> rational-quadratic spline of x1.
+
+    A class with a config rather than a bound method, so an NSF saves to a `.keras` file.
+    `FlowModel` finds the conditioner through the `conditioner` attribute.
+    """
+
+    def __init__(self, conditioner):
+        self.conditioner = conditioner
+
+    def __call__(self, x0, output_units, **condition_kwargs):
+        return self.conditioner.spline(x0, output_units, **condition_kwargs)
+
+    def get_config(self):
+        return {"conditioner": self.conditioner}
 
 
 def build_nsf(event_size, *, num_layers=4, num_bins=8, bound=5.0, hidden_units=(64, 64),
@@ -26,10 +45,10 @@ def build_nsf(event_size, *, num_layers=4, num_bins=8, bound=5.0, hidden_units=(
     if event_size < 2:
         raise ValueError(f"A coupling flow needs event_size >= 2; got {event_size}.")
     layers = [tfb.RealNVP(num_masked=event_size // 2,
-                          bijector_fn=nets.SplineCouplingMLP(
+                          bijector_fn=SplineBijectorFn(nets.SplineCouplingMLP(
                               hidden_units=hidden_units, num_bins=num_bins, bound=bound,
                               activation=activation, dtype=dtype,
-                              kernel_initializer=kernel_initializer(seed, i)).spline,
+                              kernel_initializer=kernel_initializer(seed, i))),
                           name=f"nsf_{i}")
               for i in range(num_layers)]
     return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name)
