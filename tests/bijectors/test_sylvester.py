@@ -81,6 +81,8 @@ def test_bad_arguments_raise():
         Sylvester(z, z, np.zeros(2), q_kind="diagonal")
     with pytest.raises(ValueError, match="needs q_params"):
         Sylvester(z, z, np.zeros(2), q_kind="orthogonal")
+    with pytest.raises(ValueError, match="num_hidden = event_size"):
+        Sylvester.trainable(3, q_kind="triangular", num_hidden=2)
     with pytest.raises(ValueError, match="share M"):
         Sylvester(z, np.zeros((3, 3)), np.zeros(2), q_kind="triangular")
 

@@ -185,6 +185,9 @@ class Sylvester(tfb.Bijector):
         np_dtype = dtype.as_numpy_dtype
         d = int(event_size)
         m = d if num_hidden is None else int(num_hidden)
+        if q_kind == "triangular" and m != d:
+            raise ValueError(f"Sylvester: q_kind='triangular' needs num_hidden = event_size "
+                             f"({d}); got {m}.")
         rng = np.random.default_rng(seed)
         r = np.zeros([m, m])
         r_tilde = np.triu(rng.standard_normal([m, m]) / np.sqrt(m))
