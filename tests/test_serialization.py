@@ -221,3 +221,18 @@ def test_values_round_trip_exactly():
             assert isinstance(got, tf.Tensor) == isinstance(want, tf.Tensor)
         else:
             assert got == want and type(got) is type(want)
+
+
+def test_conditional_model_round_trips_with_its_context_shape(tmp_path, rng):
+    model = models.build_maf(2, context_size=3, num_layers=2, hidden_units=(8,), seed=0)
+    _perturb(model)
+    assert model.get_config()["context_shape"] == {"__kind__": "shape", "dims": [3]}
+    model.save(str(tmp_path / "conditional.keras"))
+    loaded = keras.saving.load_model(str(tmp_path / "conditional.keras"), safe_mode=True)
+    assert loaded.context_shape == model.context_shape
+    x = rng.standard_normal((16, 2)).astype(np.float32)
+    context = rng.standard_normal((16, 3)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.log_prob(x, context).numpy(),
+                                  model.log_prob(x, context).numpy())
+    np.testing.assert_array_equal(loaded.sample(4, context[:2], seed=1).numpy(),
+                                  model.sample(4, context[:2], seed=1).numpy())
