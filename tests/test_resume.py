@@ -52,40 +52,37 @@ def _max_relative_difference(a, b):
                for x, y in zip(a, b, strict=True))
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(moons):
-    """Weights and optimizer variables after EPOCHS uninterrupted epochs."""
+def test_interrupted_fit_resumes_to_the_uninterrupted_result(moons, tmp_path):
+    train = moons[0][:1024]  # 8 batches of 128 per epoch
     reference = _model()
-    _fit(reference, moons[0][:1024])
+    _fit(reference, train)
+    weights, optimizer_state = _state(reference)
     assert int(reference.optimizer.iterations.numpy()) == EPOCHS * 8
-    return _state(reference)
 
-
-@pytest.mark.parametrize("interrupt_batch", [None, 2], ids=["between_epochs", "mid_epoch"])
-def test_interrupted_fit_resumes_to_the_uninterrupted_result(moons, tmp_path, interrupt_batch,
-                                                            uninterrupted):
-    train = moons[0][:1024]
-    weights, optimizer_state = uninterrupted
-
-    model = _model()
-    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+    # Each run is a new model object ("the process died") resuming from the backup files.
+    backup_dir = str(tmp_path / "backup")
+    # Killed after batch 3 of epoch 1: the backup holds epoch 0, batches of epoch 1 are redone.
+    first = _model()
     with pytest.raises(KeyboardInterrupt):
-        _fit(model, train, callbacks=[backup, Interrupt(2, interrupt_batch)])
-    done = 8 * 2 + (0 if interrupt_batch is None else interrupt_batch + 1)
-    assert int(model.optimizer.iterations.numpy()) == done
-    assert (tmp_path / "backup" / "latest.weights.h5").exists()
-
-    # "The process died": a new model object, then fit again with the same backup folder.
+        _fit(first, train, callbacks=[keras.callbacks.BackupAndRestore(backup_dir),
+                                      Interrupt(1, batch=3)])
+    assert int(first.optimizer.iterations.numpy()) == 8 + 4
+    # Killed between epochs, before epoch 3: the backup holds epochs 0 to 2.
+    second = _model()
+    with pytest.raises(KeyboardInterrupt):
+        _fit(second, train, callbacks=[keras.callbacks.BackupAndRestore(backup_dir),
+                                       Interrupt(3)])
+    assert int(second.optimizer.iterations.numpy()) == 3 * 8
     resumed = _model()
-    history = _fit(resumed, train, callbacks=[keras.callbacks.BackupAndRestore(
-        str(tmp_path / "backup"))])
-    assert len(history.history["loss"]) == EPOCHS - 2  # epochs 2 and 3 only
+    history = _fit(resumed, train, callbacks=[keras.callbacks.BackupAndRestore(backup_dir)])
+    assert len(history.history["loss"]) == 1  # epoch 3 only
+
     resumed_weights, resumed_optimizer = _state(resumed)
     assert len(resumed_weights) == len(weights) and len(resumed_optimizer) == len(
         optimizer_state)
     weight_diff = _max_relative_difference(resumed_weights, weights)
     optimizer_diff = _max_relative_difference(resumed_optimizer, optimizer_state)
-    print(f"resume ({interrupt_batch=}): max relative difference weights {weight_diff:.3g}, "
+    print(f"resume after two interruptions: max relative difference weights {weight_diff:.3g}, "
           f"optimizer {optimizer_diff:.3g}")
     assert weight_diff == 0.0 and optimizer_diff == 0.0
     # The comparison can fail: training moved the weights away from their initial values.
@@ -104,7 +101,7 @@ def test_model_checkpoint_save_best_only_keeps_the_best_epoch(moons, tmp_path):
     best_path = str(tmp_path / "best.keras")
     checkpoint = keras.callbacks.ModelCheckpoint(best_path, monitor="val_loss",
                                                  save_best_only=True)
-    model.fit(train, epochs=4, batch_size=64, shuffle=False, verbose=0,
+    model.fit(train, epochs=3, batch_size=128, shuffle=False, verbose=0,
               validation_data=val, callbacks=[checkpoint, record])
     losses = [loss for loss, _ in per_epoch]
     best = int(np.argmin(losses))
