@@ -64,7 +64,7 @@ def test_build_nice_uses_nice_scaling():
 
 @pytest.mark.slow
 def test_nice_trains_and_stays_normalised():
-    model = build_nice(2, num_layers=4, hidden_units=(32, 32), seed=0)
+    model = build_nice(2, num_layers=3, hidden_units=(32, 32), seed=0)
     out = fit_two_moons(model, epochs=10)
     assert abs(out["grid_before"] - 1) < 0.01 and abs(out["grid_after"] - 1) < 0.01
     assert out["nll_after"] < out["nll_before"] - 0.3

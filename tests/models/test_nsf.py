@@ -61,7 +61,7 @@ def test_spline_coupling_log_det_and_inverse():
 
 @pytest.mark.slow
 def test_nsf_trains_on_two_moons():
-    model = build_nsf(2, num_layers=3, hidden_units=(32, 32), seed=0)
+    model = build_nsf(2, num_layers=2, hidden_units=(32, 32), seed=0)
     x = two_moons(1000, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False)
     before = -float(tf.reduce_mean(model.log_prob(x)))
