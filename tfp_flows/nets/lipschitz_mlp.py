@@ -25,18 +25,37 @@ def lipswish(x):
     return x * ops.sigmoid(x) / 1.1
 
 
+def _lipswish_derivative(x):
+    s = ops.sigmoid(x)
+    return (s + x * s * (1.0 - s)) / 1.1
+
+
+def _elu_derivative(x):
+    return ops.where(x > 0, ops.ones_like(x), ops.exp(ops.minimum(x, 0.0)))
+
+
+def _tanh_derivative(x):
+    return 1.0 - ops.square(ops.tanh(x))
+
+
 _ACTIVATIONS = {"lipswish": lipswish, "elu": ops.elu, "tanh": ops.tanh}
+_DERIVATIVES = {"lipswish": _lipswish_derivative, "elu": _elu_derivative,
+                "tanh": _tanh_derivative}
 
 
-def spectral_norm(kernel):
-    """Largest singular value of a 2-D kernel, exact (via the smaller Gram matrix)."""
+def spectral_norm_squared(kernel):
+    """sigma_max(kernel)^2, exact: the top eigenvalue of the smaller Gram matrix."""
     fan_in, fan_out = kernel.shape
     if fan_in <= fan_out:
         gram = tf.matmul(kernel, kernel, transpose_b=True)
     else:
         gram = tf.matmul(kernel, kernel, transpose_a=True)
-    top = tf.reduce_max(tf.linalg.eigvalsh(gram))
-    return tf.sqrt(tf.maximum(top, 0.0))
+    return tf.maximum(tf.reduce_max(tf.linalg.eigvalsh(gram)), 0.0)
+
+
+def spectral_norm(kernel):
+    """Largest singular value of a 2-D kernel, exact."""
+    return tf.sqrt(spectral_norm_squared(kernel))
 
 
 @keras.saving.register_keras_serializable(package="tfp_flows")
@@ -97,11 +116,13 @@ class LipschitzMLP(keras.layers.Layer):
         out = []
         for kernel in self.kernels:
             v = ops.convert_to_tensor(kernel)
-            sigma = spectral_norm(v)
-            over = sigma > bound
-            # where() keeps the gradient finite when sigma = 0 (a zero-initialised kernel).
-            scale = tf.where(over, bound / tf.where(over, sigma, tf.ones_like(sigma)),
-                             tf.ones_like(sigma))
+            sigma2 = spectral_norm_squared(v)
+            over = sigma2 > bound * bound
+            # No sqrt of sigma^2 itself: its gradient at 0 (a zero-initialised kernel) is
+            # infinite and would turn the unused branch of where() into NaN.
+            scale = tf.where(over, bound * tf.math.rsqrt(tf.where(over, sigma2,
+                                                                  tf.ones_like(sigma2))),
+                             tf.ones_like(sigma2))
             out.append(v * scale)
         return out
 
@@ -117,6 +138,30 @@ class LipschitzMLP(keras.layers.Layer):
             if i < last:
                 h = self.activation(h)
         return h
+
+    def call_and_jacobian(self, x, kernels=None):
+        """(g(x), J_g(x)) for x [n, d]: J [n, d, d] = dg_i/dx_j in closed form.
+
+        With h_i = a(h_{i-1} W_i + b_i), the chain rule gives J^T = W_1 D_1 W_2 ... D_{L-1} W_L,
+        D_i = diag(a'(pre-activation i)); no autodiff, so gradients of log det(I + J) are
+        first-order and the graph stays small (and XLA-friendly).
+        """
+        if kernels is None:
+            kernels = self.normalized_kernels()
+        derivative = _DERIVATIVES[self.activation_name]
+        h = x
+        jt = None  # J^T accumulated as [n, d, units]
+        last = len(kernels) - 1
+        for i, (w, b) in enumerate(zip(kernels, self.biases, strict=True)):
+            pre = ops.matmul(h, w) + b
+            jt = w[None] if jt is None else ops.matmul(jt, w)
+            if i < last:
+                jt = jt * derivative(pre)[:, None, :]
+                h = self.activation(pre)
+            else:
+                h = pre
+        jt = ops.broadcast_to(jt, (ops.shape(x)[0], self.event_size, self.event_size))
+        return h, ops.transpose(jt, (0, 2, 1))
 
     def lipschitz_bound(self):
         """Upper bound prod_i ||W_i||_2 of Lip(g) for the current weights (<= c)."""
