@@ -15,6 +15,7 @@ from tensorflow_probability.python.internal import (
 )
 
 from tfp_flows.nets.made import MADE
+from tfp_flows.variable_discovery import underlying_tf_variable
 
 tfb = tfp.bijectors
 
@@ -341,6 +342,11 @@ class SOSAutoregressive(tfb.MaskedAutoregressiveFlow):
     @property
     def made(self):
         return self._made
+
+    @property
+    def trainable_variables(self):
+        """The tf.Variables behind MADE's trainable weights (Keras 3 layers hide them)."""
+        return tuple(underlying_tf_variable(w) for w in self._made.trainable_weights)
 
 
 def sos_maf(event_size, *, num_polynomials=3, polynomial_degree=2, hidden_units=(32, 32),
