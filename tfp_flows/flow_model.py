@@ -1,6 +1,7 @@
 """`FlowModel`: any TFP distribution as a Keras 3 model trained by maximum likelihood."""
 
 import math
+import os
 import warnings
 
 import keras
@@ -506,6 +507,18 @@ class FlowModel(keras.Model):
                 raise ValueError(f"Weight tfp_{i} has shape {value.shape} in the file but "
                                  f"{tuple(v.shape)} in this FlowModel ({v.name}).")
             v.assign(value)
+
+    def save(self, filepath, *args, **kwargs):
+        """`keras.Model.save`; a flow that cannot be serialised leaves no file behind."""
+        from tfp_flows.serialization import NotSerializableError
+
+        existed = os.path.exists(str(filepath))
+        try:
+            return super().save(filepath, *args, **kwargs)
+        except NotSerializableError:
+            if not existed and os.path.exists(str(filepath)):
+                os.remove(str(filepath))
+            raise
 
     def get_config(self):
         """Every constructor argument, the distribution as a tree of TFP classes and their
