@@ -66,6 +66,29 @@ def test_fixed_point_inverse_converges_geometrically():
     np.testing.assert_allclose(b.forward(x), y, atol=1e-10)
 
 
+def test_inverse_has_implicit_function_gradients():
+    b = _perturbed(3, tf.float64, 1.0)
+    y = tf.constant(np.random.default_rng(2).standard_normal((5, 3)))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(y)
+        x = b.inverse(tf.identity(y))
+        loss = tf.reduce_sum(x ** 2)
+    _, jac = b.g.call_and_jacobian(x)
+    expected = tf.linalg.inv(tf.eye(3, dtype=tf.float64) + jac)
+    np.testing.assert_allclose(tape.batch_jacobian(x, y), expected, atol=1e-12)
+    grad = float(tape.gradient(loss, b.g.trainable_weights)[0][0, 0])
+    w = b.g.trainable_weights[0]
+    w0, eps = w.numpy(), 1e-6
+    bump = np.zeros_like(w0)
+    bump[0, 0] = eps
+    losses = []
+    for sign in (1.0, -1.0):
+        w.assign(w0 + sign * bump)
+        losses.append(float(tf.reduce_sum(b.inverse(tf.identity(y)) ** 2)))
+    w.assign(w0)
+    np.testing.assert_allclose(grad, (losses[0] - losses[1]) / (2 * eps), rtol=1e-6)
+
+
 def test_nonconvergence_warns_or_raises():
     b = _perturbed(2, tf.float64, 2.0, max_inverse_iterations=3)
     with pytest.warns(ResidualInverseWarning, match="did not reach tolerance"):
