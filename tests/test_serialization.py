@@ -16,7 +16,7 @@ from tfp_flows.serialization import NotSerializableError, deserialize, serialize
 tfd, tfb = tfp.distributions, tfp.bijectors
 
 # Bijectors of tfp_flows.bijectors whose trainable() cannot be saved as a config, and why.
-UNSERIALISABLE_BIJECTORS = {"Radial": "lambda"}  # its beta is a DeferredTensor of a lambda
+UNSERIALISABLE_BIJECTORS = {}
 
 
 def _perturb(model, scale=0.1):

@@ -43,26 +43,34 @@ class Radial(tfb.Bijector):
     cancellation-free form); then z = z0 + (y - z0) (alpha + r) / (alpha + beta + r).
 
     Parameters: `center` z0 of shape [..., d], `alpha` and `beta` of shape [...]; the batch
-    shape is their broadcast. `trainable(d)` parametrises alpha = softplus(a) and
-    beta = -alpha + softplus(b), so beta > -alpha for every value of the free variables
-    (a, b), and starts at beta = 0, the identity.
+    shape is their broadcast. Instead of `beta`, `beta_unconstrained` = b may be given:
+    then beta = -alpha + softplus(b), so beta > -alpha for every value of b.
+    `trainable(d)` does that with alpha = softplus(a), so the map is invertible for every
+    value of the free variables (a, b); it starts at beta = 0, the identity.
 
     Args:
       center: float tensor [..., d] (tensor, `tf.Variable` or deferred tensor).
       alpha: positive float tensor [...].
       beta: float tensor [...] with beta >= -alpha.
+      beta_unconstrained: float tensor [...], the alternative to `beta` (exactly one).
       validate_args: check alpha > 0 and beta >= -alpha (raises `InvalidArgumentError`).
       name: name scope.
     """
 
-    def __init__(self, center, alpha, beta, validate_args=False, name="radial"):
+    def __init__(self, center, alpha, beta=None, validate_args=False, name="radial", *,
+                 beta_unconstrained=None):
         parameters = dict(locals())
         with tf.name_scope(name) as name:
-            dtype = dtype_util.common_dtype([center, alpha, beta], dtype_hint=tf.float32)
+            if (beta is None) == (beta_unconstrained is None):
+                raise ValueError("Radial takes exactly one of `beta` and `beta_unconstrained`.")
+            dtype = dtype_util.common_dtype([center, alpha, beta, beta_unconstrained],
+                                            dtype_hint=tf.float32)
             self._center = tensor_util.convert_nonref_to_tensor(center, dtype=dtype,
                                                                 name="center")
             self._alpha = tensor_util.convert_nonref_to_tensor(alpha, dtype=dtype, name="alpha")
             self._beta = tensor_util.convert_nonref_to_tensor(beta, dtype=dtype, name="beta")
+            self._beta_unconstrained = tensor_util.convert_nonref_to_tensor(
+                beta_unconstrained, dtype=dtype, name="beta_unconstrained")
             super().__init__(forward_min_event_ndims=1, validate_args=validate_args,
                              dtype=dtype, parameters=parameters, name=name)
 
@@ -82,10 +90,8 @@ class Radial(tfb.Bijector):
                                              name="alpha")
         beta_free = tf.Variable(tfp.math.softplus_inverse(tf.constant(init_alpha, dtype)),
                                 name="beta_free")
-        beta = tfp.util.DeferredTensor(
-            beta_free, lambda b: tf.math.softplus(b) - tf.convert_to_tensor(alpha),
-            dtype=dtype, shape=[], name="beta")
-        return cls(center, alpha, beta, validate_args=validate_args, name=name)
+        return cls(center, alpha, validate_args=validate_args, name=name,
+                   beta_unconstrained=beta_free)
 
     @classmethod
     def _parameter_properties(cls, dtype):
@@ -98,6 +104,7 @@ class Radial(tfb.Bijector):
             "beta": parameter_properties.ParameterProperties(
                 default_constraining_bijector_fn=parameter_properties
                 .BIJECTOR_NOT_IMPLEMENTED),
+            "beta_unconstrained": parameter_properties.ParameterProperties(),
         }
 
     @property
@@ -110,7 +117,15 @@ class Radial(tfb.Bijector):
 
     @property
     def beta(self):
-        return self._beta
+        """beta, as given or as -alpha + softplus(beta_unconstrained)."""
+        if self._beta_unconstrained is None:
+            return self._beta
+        return (tf.math.softplus(tf.convert_to_tensor(self._beta_unconstrained))
+                - tf.convert_to_tensor(self.alpha))
+
+    @property
+    def beta_unconstrained(self):
+        return self._beta_unconstrained
 
     def _params(self):
         z0 = tf.convert_to_tensor(self.center)
@@ -163,7 +178,13 @@ class Radial(tfb.Bijector):
         if not self.validate_args:
             return []
         assertions = []
-        alpha_ref, beta_ref = tensor_util.is_ref(self.alpha), tensor_util.is_ref(self.beta)
+        alpha_ref = tensor_util.is_ref(self.alpha)
+        if self._beta_unconstrained is not None:  # beta > -alpha by construction
+            if is_init != alpha_ref:
+                assertions.append(assert_util.assert_positive(
+                    self.alpha, message="Radial: argument `alpha` must be positive."))
+            return assertions
+        beta_ref = tensor_util.is_ref(self._beta)
         if is_init != alpha_ref:
             assertions.append(assert_util.assert_positive(
                 self.alpha, message="Radial: argument `alpha` must be positive."))
