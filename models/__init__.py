@@ -21,6 +21,9 @@ RECIPES = {
     "pixelmaf": (build_pixelmaf, "MAF over images with PixelCNN masked convolutions (bits/dim)"),
 }
 
+# Recipes over images (event shape [H, W, C]); the others take vectors (an int event size).
+IMAGE_RECIPES = ("pixelmaf",)
+
 
 def build(name, event_size, **options):
     """Build the zoo's recipe `name` for events of size `event_size`."""
@@ -29,6 +32,7 @@ def build(name, event_size, **options):
     return RECIPES[name][0](event_size, **options)
 
 
-__all__ = ["RECIPES", "build", "build_maf", "build_iaf", "build_realnvp", "build_nice"]
+__all__ = ["RECIPES", "IMAGE_RECIPES", "build", "build_maf", "build_iaf", "build_realnvp",
+           "build_nice"]
 __all__ += ["build_naf", "build_pixelmaf"]
 __all__ += ["build_nsf"]

@@ -19,8 +19,6 @@ import json
 import os
 import sys
 
-IMAGE_RECIPES = ("pixelmaf", "glow")
-
 
 def _parser():
     parser = argparse.ArgumentParser(prog="tfp-flows", description=__doc__.split("\n")[0])
@@ -82,6 +80,8 @@ def _load_data(config):
         parts = datasets.train_val_test(datasets.load_file(name), seed=config["seed"])
     else:
         parts = datasets.load(name, config["num_points"], seed=config["seed"])
+    from tfp_flows.models import IMAGE_RECIPES
+
     if config["model"] not in IMAGE_RECIPES:  # vector recipes see flattened events
         parts = tuple(p.reshape(len(p), -1) for p in parts)
     return parts
@@ -95,7 +95,8 @@ def _build_model(config, event_shape):
         options["num_layers"] = config["num_layers"]
     if config.get("hidden_units") is not None:
         options["hidden_units"] = config["hidden_units"]
-    event = tuple(event_shape) if config["model"] in IMAGE_RECIPES else int(event_shape[0])
+    image = config["model"] in models.IMAGE_RECIPES
+    event = tuple(event_shape) if image else int(event_shape[0])
     return models.build(config["model"], event, **options)
 
 
