@@ -42,8 +42,11 @@ import common  # noqa: E402  (the shared harness: data, batch order, timing, met
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-tf.config.threading.set_intra_op_parallelism_threads(common.THREADS)
-tf.config.threading.set_inter_op_parallelism_threads(common.THREADS)
+try:  # as the peers do; impossible once TF has started (e.g. imported by the test suite)
+    tf.config.threading.set_intra_op_parallelism_threads(common.THREADS)
+    tf.config.threading.set_inter_op_parallelism_threads(common.THREADS)
+except RuntimeError:
+    pass
 
 import keras  # noqa: E402
 import tensorflow_probability as tfp  # noqa: E402
