@@ -152,12 +152,13 @@ def compare(a):
                               logs / f"{name}_{cfg}.log")
                 rep["configs"][cfg][name] = summary(rec, cfg)
         repeats.append(rep)
-    result = {"date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-              "steps_override": os.environ.get("NF_BENCH_STEPS"),
-              "gmm32_steps": os.environ.get("NF_BENCH_GMM32_STEPS"),
-              "repeats": repeats, "machine": machine()}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "compare.json").write_text(json.dumps(result, indent=1))
+        # written after every repeat, so an interrupted run keeps the repeats it finished
+        result = {"date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+                  "steps_override": os.environ.get("NF_BENCH_STEPS"),
+                  "gmm32_steps": os.environ.get("NF_BENCH_GMM32_STEPS"),
+                  "repeats": repeats, "machine": machine()}
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "compare.json").write_text(json.dumps(result, indent=1))
     render()
 
 
@@ -174,25 +175,28 @@ def machine():
     return {"cpu": cpu, "cores": os.cpu_count(), "loadavg": load}
 
 
-LEVERS = [
+LEVERS = [  # (label, runner options, row compared with: None = the previous step)
     ("plain fit(x, batch_size=B): jit auto (= off on CPU), 1 step/execution, NumPy data",
-     ["--jit", "auto", "--spe", "1", "--data", "numpy", "--eval", "eager"]),
+     ["--jit", "auto", "--spe", "1", "--data", "numpy", "--eval", "eager"], None),
     ("+ compiled log_prob/sample: tf.function", ["--jit", "auto", "--spe", "1", "--data",
-                                                 "numpy", "--eval", "graph"]),
+                                                 "numpy", "--eval", "graph"], None),
     ("+ XLA for log_prob/sample", ["--jit", "auto", "--spe", "1", "--data", "numpy",
-                                   "--eval", "xla"]),
+                                   "--eval", "xla"], None),
     ("+ XLA for the whole train step (jit_compile=True)",
-     ["--jit", "true", "--spe", "1", "--data", "numpy", "--eval", "xla"]),
+     ["--jit", "true", "--spe", "1", "--data", "numpy", "--eval", "xla"], None),
     ("+ tf.data pipeline with prefetch", ["--jit", "true", "--spe", "1", "--data", "tfdata",
-                                          "--eval", "xla"]),
-    ("+ steps_per_execution=20", ["--jit", "true", "--spe", "20", "--data", "tfdata",
-                                  "--eval", "xla"]),
-    ("  same, without the per-batch non-finite check callback",
-     ["--jit", "true", "--spe", "20", "--data", "tfdata", "--check", "none", "--eval", "xla"]),
-    ("  steps_per_execution=1, without the non-finite check callback",
-     ["--jit", "true", "--spe", "1", "--data", "tfdata", "--check", "none", "--eval", "xla"]),
-    ("hand-written loop, XLA step (reference)", ["--mode", "loop", "--jit", "true",
-                                                 "--eval", "xla"]),
+                                          "--eval", "xla"], None),
+    ("+ steps_per_execution=20 (MADE output reuse off)",
+     ["--jit", "true", "--spe", "20", "--data", "tfdata", "--eval", "xla", "--reuse", "off"],
+     None),
+    ("+ MADE output reuse in the loss (one network pass per MAF layer, not two)",
+     ["--jit", "true", "--spe", "20", "--data", "tfdata", "--eval", "xla"], None),
+    ("  (side) steps_per_execution=20 without the non-finite check callback",
+     ["--jit", "true", "--spe", "20", "--data", "tfdata", "--check", "none", "--eval", "xla"], 6),
+    ("  (side) steps_per_execution=1 without the non-finite check callback",
+     ["--jit", "true", "--spe", "1", "--data", "tfdata", "--check", "none", "--eval", "xla"], 4),
+    ("  (side) hand-written loop, XLA step", ["--mode", "loop", "--jit", "true",
+                                              "--eval", "xla"], 6),
 ]
 
 
@@ -205,11 +209,11 @@ def levers(a):
            "configs": {}}
     for cfg in a.configs.split(","):
         res["configs"][cfg] = []
-        for i, (label, opts) in enumerate(LEVERS):
+        for i, (label, opts, ref) in enumerate(LEVERS):
             f = out / f"lever{i}_{cfg}.json"
             cmd = [OURPY, str(HERE / "run_tfp_flows.py"), "--config", cfg, "--out", str(f)]
             rec = run_one(f"lever {i} {cfg}", cmd + opts, f, out / f"lever{i}_{cfg}.log")
-            res["configs"][cfg].append({"label": label, "options": opts,
+            res["configs"][cfg].append({"label": label, "options": opts, "ref": ref,
                                         "summary": summary(rec, cfg)})
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "levers.json").write_text(json.dumps(res, indent=1))
@@ -347,7 +351,7 @@ def levers_table(res):
            f"one run each, machine load average at the end {res['machine']['loadavg']}.\n"]
     for cfg, rows in res["configs"].items():
         out.append(f"\n**{cfg}**\n")
-        out.append("| step | train ms/step | vs previous row | log_prob samples/s | "
+        out.append("| step | train ms/step | speed-up vs the row it adds to | log_prob samples/s | "
                    "sample samples/s | foreign CPU (cores) |")
         out.append("|---|---|---|---|---|---|")
         prev = None
@@ -357,10 +361,12 @@ def levers_table(res):
                 out.append(f"| {r['label']} | failed | | | | |")
                 continue
             ms = s["train_ms_per_step"]
-            rel = f"{prev / ms:.2f}x" if prev else ""
+            ref = r.get("ref")
+            base = prev if ref is None else (rows[ref]["summary"] or {}).get("train_ms_per_step")
+            rel = f"{base / ms:.2f}x" if base else ""
             out.append(f"| {r['label']} | {ms:.2f} | {rel} | {f0(s['log_prob_samples_per_s'])} "
                        f"| {f0(s['sample_samples_per_s'])} | {s['foreign_cpu_cores']} |")
-            if not r["label"].startswith(" ") and not r["label"].startswith("hand"):
+            if ref is None:
                 prev = ms
     return "\n".join(out)
 

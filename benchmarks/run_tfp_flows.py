@@ -67,6 +67,8 @@ def parse_args(argv=None):
     ap.add_argument("--data", choices=["tfdata", "numpy"], default="tfdata")
     ap.add_argument("--check", choices=["batch", "none"], default="batch")
     ap.add_argument("--eval", choices=["xla", "graph", "eager"], default="xla")
+    ap.add_argument("--reuse", choices=["on", "off"], default="on",
+                    help="off: FlowModel's loss evaluates each MADE twice, as TFP's MAF asks")
     ap.add_argument("--peak", action="store_true", help="only measure matmul GFLOP/s")
     return ap.parse_args(argv)
 
@@ -83,7 +85,7 @@ def variant_name(a):
     if a.mode == "loop":
         return f"hand loop, tf.function(jit_compile={a.jit == 'true'}); eval {a.eval}"
     return (f"fit(): jit_compile={a.jit}, steps_per_execution={a.spe}, data={a.data}, "
-            f"non-finite check={a.check}; eval {a.eval}")
+            f"non-finite check={a.check}, MADE reuse={a.reuse}; eval {a.eval}")
 
 
 def build_model(cfg, seed=None):
@@ -191,13 +193,14 @@ def train_with_fit(model, xtrain, cfg, a):
 
 
 def hand_step(model, jit):
-    """A hand-written train step on the same model: NLL, gradients, Adam; no checks."""
+    """A hand-written train step on the same model: NLL, gradients, Adam; no checks. The
+    loss shares each MADE's output between TFP's two uses, as FlowModel's loss does."""
     variables = model.trainable_variables
     opt = model.optimizer
 
     @tf.function(jit_compile=jit, reduce_retracing=True)
     def step(x):
-        with tf.GradientTape() as tape:
+        with tf.GradientTape() as tape, nets.made.reuse_outputs():
             loss = -tf.reduce_mean(model.distribution.log_prob(x))
         grads = tape.gradient(loss, variables)
         opt.apply_gradients(zip(grads, variables, strict=True))
@@ -217,6 +220,10 @@ def eval_fns(model, how):
 
 def build_factory(a, holder):
     def build(cfg, xtrain):
+        if a.reuse == "off":  # the lever switched off (FlowModel looks it up at call time)
+            import contextlib
+
+            nets.made.reuse_outputs = contextlib.nullcontext
         model, n_params = build_model(cfg)
         print(f"  tfp_flows MAF: {n_params} trainable parameters "
               f"(common workload expects {common.expected_param_count(cfg)})", flush=True)

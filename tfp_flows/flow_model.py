@@ -10,6 +10,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_flows import conditioning, data_checks
+from tfp_flows.nets import made
 from tfp_flows.variable_discovery import find_trainables, underlying_tf_variable
 
 tfb = tfp.bijectors
@@ -341,7 +342,8 @@ class FlowModel(keras.Model):
         return tf.cast(y, self._flow_dtype), tf.cast(x, self._flow_dtype), sample_weight
 
     def _nll(self, x, context, sample_weight):
-        log_prob = self._density(x, context)
+        with made.reuse_outputs():  # one MADE pass (and backward) per MAF layer, not two
+            log_prob = self._density(x, context)
         if sample_weight is None:
             return -tf.reduce_mean(log_prob)
         sample_weight = tf.cast(sample_weight, log_prob.dtype)

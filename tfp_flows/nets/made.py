@@ -12,11 +12,35 @@ The masks are applied in the forward pass (kernel * mask), not through kernel
 constraints, so they hold whatever optimizer trains the weights.
 """
 
+import contextlib
+import threading
+
 import keras
 import numpy as np
 from keras import ops
 
 DEFAULT_LOG_SCALE_BOUND = 6.0
+_REUSE = threading.local()
+
+
+@contextlib.contextmanager
+def reuse_outputs():
+    """Inside this block a MADE called again on the very same input tensor (and context)
+    returns the output of its first call instead of evaluating the network again.
+
+    TFP's MaskedAutoregressiveFlow runs its conditioner twice per log_prob (once in the
+    inverse, once in the inverse log-det-Jacobian); graph optimisers merge the two forward
+    passes but not their backward passes, so a training step back-propagates through every
+    MADE twice. `FlowModel` computes its loss inside this block (no weight changes there), so
+    both uses share one evaluation and one backward pass. Only for code that does not update
+    the weights inside the block.
+    """
+    previous = getattr(_REUSE, "cache", None)
+    _REUSE.cache = {}
+    try:
+        yield
+    finally:
+        _REUSE.cache = previous
 
 
 def made_degrees(event_size, hidden_units, input_order="left-to-right"):
@@ -149,6 +173,18 @@ class MADE(keras.layers.Layer):
                     name=f"context_kernel_{i}"))
 
     def call(self, x, conditional_input=None):
+        cache = getattr(_REUSE, "cache", None)
+        if cache is None:
+            return self._forward_pass(x, conditional_input)
+        key = (id(self), id(x), id(conditional_input))
+        hit = cache.get(key)  # the inputs are kept alive in the entry, so ids stay unique
+        if hit is not None and hit[0] is x and hit[1] is conditional_input:
+            return hit[2]
+        out = self._forward_pass(x, conditional_input)
+        cache[key] = (x, conditional_input, out)
+        return out
+
+    def _forward_pass(self, x, conditional_input=None):
         context = check_context(self, conditional_input)
         h = x
         last = len(self.kernels) - 1
