@@ -1,12 +1,15 @@
 """tfp-flows: normalizing flows for TensorFlow.
 
 Public API:
-  * `tfp_flows.FlowModel`: any TFP distribution as a Keras 3 model trained with fit().
-  * `tfp_flows.nets`: Keras 3 conditioners (MADE, CouplingMLP).
-  * `tfp_flows.bijectors`: bijectors TFP lacks.
+  * `tfp_flows.FlowModel`: any TFP distribution as a Keras 3 model trained with fit(),
+    unconditional or conditional (p(x | context), `context_shape=...`).
+  * `tfp_flows.nets`: Keras 3 conditioners (MADE, CouplingMLP, PixelCNN, WaveNet, ...).
+  * `tfp_flows.bijectors`: bijectors TFP lacks (PReLU, Radial, SOS, Residual, Planar, ...).
   * `tfp_flows.models`: the model zoo (builders returning FlowModels).
-  * `tfp_flows.datasets`: data sets made in code.
-  * `tfp_flows.export_saved_model`: SavedModel export for TF Serving.
+  * `tfp_flows.datasets`, `tfp_flows.simulators`: data made in code or bundled.
+  * `tfp_flows.conditioning`: routing a context through a chain of bijectors.
+  * `tfp_flows.testing`: `check_bijector`, `grid_integral` for your own bijectors.
+  * `tfp_flows.export_saved_model`, `tfp_flows.serving`: SavedModels for TF Serving.
 """
 
 import os
