@@ -265,15 +265,14 @@ def f2(x):
 def ratio_rows(res):
     """Per config and metric: our median, the fastest peer's median, median per-run ratio."""
     rows = []
-    n = len(res["repeats"])
     metrics = [("train", "train_samples_per_s"), ("log_prob", "log_prob_samples_per_s"),
                ("sample", "sample_samples_per_s")]
     for cfg in CONFIG_ORDER:
-        if cfg not in res["repeats"][0]["configs"]:
-            continue
+        reps = [rep for rep in res["repeats"] if cfg in rep["configs"]]
+        n = len(reps)
         for label, key in metrics:
             ours, best, ratios, who = [], [], [], []
-            for rep in res["repeats"]:
+            for rep in reps:
                 runs = rep["configs"][cfg]
                 o = (runs.get(OURS) or {}).get(key)
                 peers = [(runs[p][key], p) for p in PEER_NAMES if runs.get(p)]
@@ -293,10 +292,10 @@ def ratio_rows(res):
 
 def ratio_table(res):
     lines = ["| config | metric | tfp_flows samples/s | fastest peer samples/s | fastest peer "
-             "| ratio (median) | ratio range |", "|---|---|---|---|---|---|---|"]
-    for cfg, label, o, b, who, r, lo, hi, _ in ratio_rows(res):
+             "| ratio (median) | ratio range | runs |", "|---|---|---|---|---|---|---|---|"]
+    for cfg, label, o, b, who, r, lo, hi, n in ratio_rows(res):
         lines.append(f"| {cfg} | {label} | {f0(o)} | {f0(b)} | {who} | **{r:.2f}x** | "
-                     f"{lo:.2f}-{hi:.2f} |")
+                     f"{lo:.2f}-{hi:.2f} | {n} |")
     return "\n".join(lines)
 
 
@@ -306,8 +305,10 @@ def run_note(res):
           for v in runs.values() if v]
     fl = [x for x in fl if x is not None]
     steps = res.get("steps_override")
-    s = (f"{len(reps)} run(s) on {res['date_utc']} UTC ({res['machine']['cpu']}, "
-         f"{res['machine']['cores']} cores); ")
+    counts = ", ".join(f"{c} {sum(c in rep['configs'] for rep in reps)}"
+                       for c in CONFIG_ORDER if any(c in rep["configs"] for rep in reps))
+    s = (f"Runs per config: {counts}; finished {res['date_utc']} UTC "
+         f"({res['machine']['cpu']}, {res['machine']['cores']} cores); ")
     s += (f"NF_BENCH_STEPS={steps} training steps per run (shortened from the protocol's "
           f"3000/1500); " if steps else "the protocol's step budgets (3000; gmm32 1500); ")
     if fl:
@@ -318,25 +319,25 @@ def run_note(res):
 
 def detail_table(res):
     out = []
-    n = len(res["repeats"])
     peak = med([rep["peak_gflops"] for rep in res["repeats"]])
     out.append(f"Matmul peak (float32 2048x2048, highest framework median, median over runs): "
-               f"**{peak:.0f} GFLOP/s**. Medians over {n} run(s).\n")
+               f"**{peak:.0f} GFLOP/s**. Medians over the runs of each config.\n")
     for cfg in CONFIG_ORDER:
-        if cfg not in res["repeats"][0]["configs"]:
+        reps = [rep for rep in res["repeats"] if cfg in rep["configs"]]
+        if not reps:
             continue
-        out.append(f"\n**{cfg}**\n")
+        out.append(f"\n**{cfg}** ({len(reps)} run(s))\n")
         out.append("| runner | params | train samples/s | ms/step | % of matmul peak | "
                    "log_prob samples/s | sample samples/s | KL(p‖q) nats (± s.e.) | "
                    "peak RSS MB | first step s |")
         out.append("|---|---|---|---|---|---|---|---|---|---|")
         for name in [OURS, OURS_LOOP] + PEER_NAMES:
-            vals = [rep["configs"][cfg].get(name) for rep in res["repeats"]]
-            vals = [v for v in vals if v]
+            pairs = [(rep["configs"][cfg].get(name), rep["peak_gflops"]) for rep in reps]
+            vals = [v for v, _ in pairs if v]
+            pk = [p for v, p in pairs if v]
             if not vals:
                 continue
             g = lambda k, vals=vals: med([v[k] for v in vals])  # noqa: E731
-            pk = [rep["peak_gflops"] for rep in res["repeats"]]
             pct = med([v["train_gflops"] / p for v, p in zip(vals, pk, strict=False) if p])
             out.append(f"| {name} | {vals[0]['n_params']:,} | {f0(g('train_samples_per_s'))} | "
                        f"{f2(g('train_ms_per_step'))} | {100 * pct:.0f}% | "
