@@ -19,6 +19,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from tfp_flows.nets.dense_stack import add_dense_stack_weights
+
 
 def lipswish(x):
     """LipSwish (Chen et al. 2019): x sigmoid(x) / 1.1, 1-Lipschitz and smooth."""
@@ -96,14 +98,8 @@ class LipschitzMLP(keras.layers.Layer):
             raise ValueError(f"LipschitzMLP was built for event_size={self.event_size} but got "
                              f"inputs with {input_shape[-1]} features.")
         sizes = [self.event_size, *self.hidden_units, self.event_size]
-        self.kernels, self.biases = [], []
-        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-            last = i == len(sizes) - 2
-            init = "zeros" if last and self.zero_init_output else self.kernel_initializer
-            self.kernels.append(self.add_weight(shape=(fan_in, fan_out), initializer=init,
-                                                name=f"kernel_{i}"))
-            self.biases.append(self.add_weight(shape=(fan_out,), initializer="zeros",
-                                               name=f"bias_{i}"))
+        self.kernels, self.biases = add_dense_stack_weights(
+            self, sizes, self.kernel_initializer, self.zero_init_output)
         self.built = True
 
     @property

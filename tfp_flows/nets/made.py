@@ -19,6 +19,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from tfp_flows.nets.dense_stack import add_dense_stack_weights
+
 DEFAULT_LOG_SCALE_BOUND = 6.0
 _REUSE = threading.local()
 
@@ -154,15 +156,9 @@ class MADE(keras.layers.Layer):
         if input_shape[-1] is not None and input_shape[-1] != self.event_size:
             raise ValueError(f"MADE was built for event_size={self.event_size} but got inputs "
                              f"with {input_shape[-1]} features (shape {list(input_shape)}).")
-        self.kernels, self.biases = [], []
         sizes = [self.event_size, *self.hidden_units, self.event_size * self.params]
-        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
-            last = i == len(sizes) - 2
-            init = "zeros" if last and self.zero_init_output else self.kernel_initializer
-            self.kernels.append(self.add_weight(shape=(fan_in, fan_out), initializer=init,
-                                                name=f"kernel_{i}"))
-            self.biases.append(self.add_weight(shape=(fan_out,), initializer="zeros",
-                                               name=f"bias_{i}"))
+        self.kernels, self.biases = add_dense_stack_weights(
+            self, sizes, self.kernel_initializer, self.zero_init_output)
         self.context_kernels = []
         if self.context_size:
             for i, fan_out in enumerate(sizes[1:]):

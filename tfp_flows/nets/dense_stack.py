@@ -1,0 +1,19 @@
+"""The weights of a plain stack of dense layers, for layers that apply them by hand."""
+
+
+def add_dense_stack_weights(layer, sizes, kernel_initializer, zero_init_output):
+    """Add kernels [sizes[i], sizes[i+1]] and zero biases to `layer`; return both lists.
+
+    With `zero_init_output` the last kernel starts at zero, so the stack outputs its (zero)
+    bias at first: the identity start of a flow layer. Layers that mask or rescale their
+    kernels in `call` (MADE, LipschitzMLP) create their weights with this.
+    """
+    kernels, biases = [], []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        last = i == len(sizes) - 2
+        init = "zeros" if last and zero_init_output else kernel_initializer
+        kernels.append(layer.add_weight(shape=(fan_in, fan_out), initializer=init,
+                                        name=f"kernel_{i}"))
+        biases.append(layer.add_weight(shape=(fan_out,), initializer="zeros",
+                                       name=f"bias_{i}"))
+    return kernels, biases
