@@ -373,9 +373,12 @@ def levers_table(res):
 
 
 def scaling_table(res):
+    fl = [r.get(k) for r in res["rows"] for k in ("tfp_flows_foreign_cpu", "flowjax_foreign_cpu")]
+    fl = [x for x in fl if x is not None]
+    load = f"foreign CPU load median {statistics.median(fl):.2f} cores" if fl else ""
     out = [f"{res['date_utc']} UTC, {res['steps']} steps per point (windows of 20, first 2 "
-           "skipped), one run per point. ms per training step; in brackets the factor over "
-           "the previous row; GFLOP/s from the dense-matmul FLOP count (3 x forward).\n"]
+           f"skipped), one run per point, {load}. ms per training step; in brackets the factor "
+           "over the previous row; GFLOP/s from the dense-matmul FLOP count (3 x forward).\n"]
     for sweep, head in (("D", "D (hidden 2x128, batch 512)"),
                         ("batch", "batch (D=8, hidden 2x128)")):
         out.append(f"\n| {head} | tfp_flows ms/step | tfp_flows GFLOP/s | flowjax ms/step | "
