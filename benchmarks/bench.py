@@ -285,7 +285,7 @@ def ratio_rows(res):
                 ratios.append(o / b)
             if not ratios:
                 continue
-            rows.append((cfg, label, med(ours), med(best), max(set(who), key=who.count),
+            rows.append((cfg, label, med(ours), med(best), max(who, key=who.count),
                          med(ratios), min(ratios), max(ratios), n))
     return rows
 
