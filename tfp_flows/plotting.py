@@ -7,6 +7,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def _save(fig, path, title=None):
+    """Title, tight layout, write the PNG, free the figure; returns `path`."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot_density_2d(model, data, path, *, num_samples=2000, seed=1, grid=200, title=None):
     """Three panels for a 2-D flow: data, samples, and the learned density as a heatmap."""
     samples = np.asarray(model.sample(num_samples, seed=seed))
@@ -30,12 +40,7 @@ def plot_density_2d(model, data, path, *, num_samples=2000, seed=1, grid=200, ti
     for ax in axes:
         ax.set_xlim(lo[0], hi[0])
         ax.set_ylim(lo[1], hi[1])
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 def plot_history(history, path, *, title="negative log-likelihood (nats)"):
@@ -49,10 +54,7 @@ def plot_history(history, path, *, title="negative log-likelihood (nats)"):
     ax.set_ylabel("NLL")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_image_samples(model, data, path, *, num=32, seed=1, title=None):
@@ -74,9 +76,4 @@ def plot_image_samples(model, data, path, *, num=32, seed=1, title=None):
         ax.set_ylabel(label, rotation=0, ha="right", va="center")
         ax.set_xticks([])
         ax.set_yticks([])
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
