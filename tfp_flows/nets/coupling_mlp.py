@@ -10,6 +10,7 @@ starts at zero, so a fresh coupling layer is the identity.
 import keras
 from keras import ops
 
+from tfp_flows.nets.dense_stack import build_in_sequence
 from tfp_flows.nets.made import DEFAULT_LOG_SCALE_BOUND, check_context
 
 
@@ -72,11 +73,7 @@ class CouplingMLP(keras.layers.Layer):
         outputs = self.output_units * (1 if self.shift_only else 2)
         self.output_layer = keras.layers.Dense(outputs, kernel_initializer="zeros",
                                                dtype=self.dtype_policy, name="output")
-        shape = tuple(input_shape)
-        for layer in self.hidden_layers:
-            layer.build(shape)
-            shape = (*shape[:-1], layer.units)
-        self.output_layer.build(shape)
+        build_in_sequence([*self.hidden_layers, self.output_layer], input_shape)
         self.context_layer = None
         if self.context_size:
             first = self.hidden_layers[0] if self.hidden_layers else self.output_layer

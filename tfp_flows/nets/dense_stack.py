@@ -17,3 +17,12 @@ def add_dense_stack_weights(layer, sizes, kernel_initializer, zero_init_output):
         biases.append(layer.add_weight(shape=(fan_out,), initializer="zeros",
                                        name=f"bias_{i}"))
     return kernels, biases
+
+
+def build_in_sequence(layers, input_shape):
+    """Build Keras layers applied one after the other to inputs of `input_shape`."""
+    shape = tuple(input_shape)
+    for layer in layers:
+        layer.build(shape)
+        shape = tuple(layer.compute_output_shape(shape))
+    return shape

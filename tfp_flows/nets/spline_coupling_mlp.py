@@ -19,6 +19,8 @@ import keras
 import tensorflow_probability as tfp
 from keras import ops
 
+from tfp_flows.nets.dense_stack import build_in_sequence
+
 tfb = tfp.bijectors
 
 
@@ -84,11 +86,7 @@ class SplineCouplingMLP(keras.layers.Layer):
             self.output_units * (3 * k - 1), kernel_initializer="zeros",
             bias_initializer=keras.initializers.Constant(bias * self.output_units),
             dtype=self.dtype_policy, name="output")
-        shape = tuple(input_shape)
-        for layer in self.hidden_layers:
-            layer.build(shape)
-            shape = (*shape[:-1], layer.units)
-        self.output_layer.build(shape)
+        build_in_sequence([*self.hidden_layers, self.output_layer], input_shape)
 
     def call(self, x):
         h = x
