@@ -1,38 +1,40 @@
 """The model zoo: named recipes that return ready-to-train `tfp_flows.FlowModel`s.
 
 Installed as `tfp_flows.models` (the source folder is the top-level `models/`).
+
+Each recipe module declares `RECIPES = {name: Recipe(...)}` (see `models/recipe.py`); this
+package collects them, so adding a model to the zoo means adding one file. Every builder is
+also importable from here under its own name (`from tfp_flows.models import build_maf`).
 """
 
-from tfp_flows.models.iaf import build_iaf
-from tfp_flows.models.maf import build_maf
-from tfp_flows.models.naf import build_naf
-from tfp_flows.models.nice import build_nice
-from tfp_flows.models.nsf import build_nsf
-from tfp_flows.models.pixelmaf import build_pixelmaf
-from tfp_flows.models.realnvp import build_realnvp
+import importlib
+import pkgutil
 
-RECIPES = {
-    "maf": (build_maf, "masked autoregressive flow: MADE-conditioned affine layers"),
-    "iaf": (build_iaf, "inverse autoregressive flow: inverted MAF layers (fast sampling)"),
-    "realnvp": (build_realnvp, "RealNVP: affine coupling layers with CouplingMLP"),
-    "nice": (build_nice, "NICE: additive couplings and a diagonal scaling"),
-    "naf": (build_naf, "neural autoregressive flow: MADE-conditioned deep sigmoidal layers"),
-    "nsf": (build_nsf, "neural spline flow: rational-quadratic spline couplings"),
-    "pixelmaf": (build_pixelmaf, "MAF over images with PixelCNN masked convolutions (bits/dim)"),
-}
+from tfp_flows.models.recipe import TRAINING_KEYS, Recipe
+
+_NOT_RECIPES = {"recipe", "building_blocks"}
+
+RECIPES = {}
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    if _module in _NOT_RECIPES or _module.startswith("_"):
+        continue
+    for _name, _recipe in importlib.import_module(f"{__name__}.{_module}").RECIPES.items():
+        if _name in RECIPES:
+            raise RuntimeError(f"Two zoo recipes are named {_name!r} (one in {_module}.py).")
+        RECIPES[_name] = _recipe
+        globals()[_recipe.build.__name__] = _recipe.build
+RECIPES = dict(sorted(RECIPES.items()))
 
 # Recipes over images (event shape [H, W, C]); the others take vectors (an int event size).
-IMAGE_RECIPES = ("pixelmaf",)
+IMAGE_RECIPES = tuple(name for name, recipe in RECIPES.items() if recipe.image)
 
 
 def build(name, event_size, **options):
-    """Build the zoo's recipe `name` for events of size `event_size`."""
+    """Build the zoo's recipe `name` for events of size (or image shape) `event_size`."""
     if name not in RECIPES:
-        raise ValueError(f"Unknown model {name!r}; the zoo has: {', '.join(sorted(RECIPES))}.")
-    return RECIPES[name][0](event_size, **options)
+        raise ValueError(f"Unknown model {name!r}; the zoo has: {', '.join(RECIPES)}.")
+    return RECIPES[name].build(event_size, **options)
 
 
-__all__ = ["RECIPES", "IMAGE_RECIPES", "build", "build_maf", "build_iaf", "build_realnvp",
-           "build_nice"]
-__all__ += ["build_naf", "build_pixelmaf"]
-__all__ += ["build_nsf"]
+__all__ = ["RECIPES", "IMAGE_RECIPES", "TRAINING_KEYS", "Recipe", "build"]
+__all__ += sorted(recipe.build.__name__ for recipe in RECIPES.values())

@@ -7,6 +7,7 @@ network pass per layer; density evaluation of new points needs D sequential pass
 import tensorflow_probability as tfp
 from tfp_flows.models.building_blocks import flow_model, interleave
 from tfp_flows.models.maf import maf_layers
+from tfp_flows.models.recipe import Recipe
 
 tfb = tfp.bijectors
 
@@ -23,3 +24,9 @@ def build_iaf(event_size, *, num_layers=5, hidden_units=(64, 64), activation="re
                                    seed, context_size))]
     return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name,
                       context_size)
+
+
+RECIPES = {
+    "iaf": Recipe(
+        build_iaf, "inverse autoregressive flow: inverted MAF layers (fast sampling)"),
+}

@@ -7,6 +7,7 @@ sampling is D sequential passes.
 
 import tensorflow_probability as tfp
 from tfp_flows.models.building_blocks import flow_model, interleave, kernel_initializer
+from tfp_flows.models.recipe import Recipe
 
 from tfp_flows import nets
 
@@ -34,3 +35,9 @@ def build_maf(event_size, *, num_layers=5, hidden_units=(64, 64), activation="re
                         context_size)
     return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name,
                       context_size)
+
+
+RECIPES = {
+    "maf": Recipe(
+        build_maf, "masked autoregressive flow: MADE-conditioned affine layers"),
+}

@@ -11,6 +11,7 @@ computes x = f(z) in the noise -> data direction, so the layer's transformer is
 
 import tensorflow_probability as tfp
 from tfp_flows.models.building_blocks import flow_model, interleave, kernel_initializer
+from tfp_flows.models.recipe import Recipe
 
 from tfp_flows import nets
 from tfp_flows.bijectors import DeepSigmoidal
@@ -61,3 +62,9 @@ def build_naf(event_size, *, num_layers=2, hidden_units=(64, 64), hidden_size=8,
     layers = naf_layers(event_size, num_layers, hidden_units, hidden_size, activation, dtype,
                         seed)
     return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name)
+
+
+RECIPES = {
+    "naf": Recipe(
+        build_naf, "neural autoregressive flow: MADE-conditioned deep sigmoidal layers"),
+}

@@ -7,6 +7,7 @@ scaling y = exp(s) * x, with s trainable, is the only change of volume (log-det 
 import tensorflow_probability as tfp
 from tfp_flows.models.building_blocks import flow_model, interleave
 from tfp_flows.models.realnvp import coupling_layers
+from tfp_flows.models.recipe import Recipe
 
 from tfp_flows.bijectors import NICEScaling
 
@@ -22,3 +23,9 @@ def build_nice(event_size, *, num_layers=4, hidden_units=(64, 64), activation="r
     # Chain applies the last bijector first: base -> couplings -> scaling -> data.
     return flow_model(event_size, [scaling, *interleave(layers, event_size, permutation, seed)],
                       dtype, name)
+
+
+RECIPES = {
+    "nice": Recipe(
+        build_nice, "NICE: additive couplings and a diagonal scaling"),
+}

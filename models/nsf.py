@@ -9,6 +9,7 @@ quadratic). Fresh layers are the identity.
 
 import tensorflow_probability as tfp
 from tfp_flows.models.building_blocks import flow_model, interleave, kernel_initializer
+from tfp_flows.models.recipe import Recipe
 
 from tfp_flows import nets
 from tfp_flows.serialization import register_serializable
@@ -52,3 +53,9 @@ def build_nsf(event_size, *, num_layers=4, num_bins=8, bound=5.0, hidden_units=(
                           name=f"nsf_{i}")
               for i in range(num_layers)]
     return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name)
+
+
+RECIPES = {
+    "nsf": Recipe(
+        build_nsf, "neural spline flow: rational-quadratic spline couplings"),
+}

@@ -25,6 +25,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from tfp_flows.models.building_blocks import kernel_initializer
 from tfp_flows.models.naf import dsf_bijector_fn
+from tfp_flows.models.recipe import Recipe
 
 from tfp_flows import FlowModel, nets
 
@@ -110,3 +111,10 @@ def build_pixelmaf(event_shape=(8, 8, 1), *, num_layers=2, filters=32, num_block
     # Chain applies its last bijector first: base -> MAF layers -> [0, 1].
     dist = tfd.TransformedDistribution(base, tfb.Chain(bijectors[::-1], name=f"{name}_chain"))
     return FlowModel(dist, bits_per_dim=True, name=name)
+
+
+RECIPES = {
+    "pixelmaf": Recipe(
+        build_pixelmaf, "MAF over images with PixelCNN masked convolutions (bits/dim)",
+        image=True, default_data="digits"),
+}

@@ -7,6 +7,7 @@ directions are one network pass.
 
 import tensorflow_probability as tfp
 from tfp_flows.models.building_blocks import flow_model, interleave, kernel_initializer
+from tfp_flows.models.recipe import Recipe
 
 from tfp_flows import nets
 
@@ -37,3 +38,9 @@ def build_realnvp(event_size, *, num_layers=6, hidden_units=(64, 64), activation
                              shift_only=False, prefix="realnvp", context_size=context_size)
     return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name,
                       context_size)
+
+
+RECIPES = {
+    "realnvp": Recipe(
+        build_realnvp, "RealNVP: affine coupling layers with CouplingMLP"),
+}

@@ -20,19 +20,27 @@ import os
 import sys
 
 
+class UsageError(Exception):
+    """A command line that names something that does not exist (printed, exit status 2)."""
+
+
 def _parser():
     parser = argparse.ArgumentParser(prog="tfp-flows", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the zoo's models and the built-in data sets")
     train = sub.add_parser("train", help="train a zoo model")
     train.add_argument("--model", default="maf", help="zoo recipe (see `tfp-flows list`)")
-    train.add_argument("--data", default="two-moons",
-                       help="built-in data set, or a .npy / .csv file (rows are examples)")
+    train.add_argument("--data", default=None,
+                       help="built-in data set, or a .npy / .csv file (rows are examples); "
+                            "default: the model's own (two-moons for most)")
     train.add_argument("--num-points", type=int, default=10000,
                        help="size of a generated 2-D data set")
-    train.add_argument("--epochs", type=int, default=40)
-    train.add_argument("--batch-size", type=int, default=256)
-    train.add_argument("--learning-rate", type=float, default=2e-3)
+    # None: the recipe's default for the data set, else TRAINING_DEFAULTS
+    train.add_argument("--epochs", type=int, default=None, help="default: 40 or the recipe's")
+    train.add_argument("--batch-size", type=int, default=None,
+                       help="default: 256 or the recipe's")
+    train.add_argument("--learning-rate", type=float, default=None,
+                       help="default: 2e-3 or the recipe's")
     train.add_argument("--num-layers", type=int, default=None)
     train.add_argument("--hidden-units", type=int, nargs="+", default=None)
     train.add_argument("--seed", type=int, default=0)
@@ -63,11 +71,11 @@ def _list():
     from tfp_flows import datasets, models
 
     print("models:")
-    for name, (_, description) in sorted(models.RECIPES.items()):
-        print(f"  {name:12s} {description}")
+    for name, recipe in models.RECIPES.items():
+        print(f"  {name:14s} {recipe.description} [default data: {recipe.default_data}]")
     print("data sets (or pass a .npy / .csv file):")
     for name, (_, description) in sorted(datasets.DATASETS.items()):
-        print(f"  {name:12s} {description}")
+        print(f"  {name:14s} {description}")
     return 0
 
 
@@ -87,10 +95,33 @@ def _load_data(config):
     return parts
 
 
+def _resolve_defaults(config):
+    """Fill the settings left unset on the command line: the recipe's defaults for the data
+    set first, then TRAINING_DEFAULTS. The resolved values are what config.json records."""
+    from tfp_flows import models
+
+    if config["model"] not in models.RECIPES:
+        raise UsageError(f"Unknown model {config['model']!r}; the zoo has: "
+                         f"{', '.join(models.RECIPES)}.")
+    recipe = models.RECIPES[config["model"]]
+    if config.get("data") is None:
+        config["data"] = recipe.default_data
+    data_name = os.path.splitext(os.path.basename(config["data"]))[0]
+    options, training = recipe.defaults(data_name)
+    for key, value in {**TRAINING_DEFAULTS, **training}.items():
+        if config.get(key) is None:
+            config[key] = value
+    config["recipe_options"] = options
+    return config
+
+
+TRAINING_DEFAULTS = {"epochs": 40, "batch_size": 256, "learning_rate": 2e-3}
+
+
 def _build_model(config, event_shape):
     from tfp_flows import models
 
-    options = {"seed": config["seed"]}
+    options = {**config.get("recipe_options", {}), "seed": config["seed"]}
     if config.get("num_layers") is not None:
         options["num_layers"] = config["num_layers"]
     if config.get("hidden_units") is not None:
@@ -155,13 +186,13 @@ def _train(args):
     import keras
 
     keras.utils.set_random_seed(args.seed)
-    config = vars(args).copy()
+    config = _resolve_defaults(vars(args).copy())
     train, val, test = _load_data(config)
     model = _build_model(config, train.shape[1:])
     jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
-    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), jit_compile=jit)
+    model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]), jit_compile=jit)
 
-    data_name = os.path.splitext(os.path.basename(args.data))[0]
+    data_name = os.path.splitext(os.path.basename(config["data"]))[0]
     run_dir = args.run_dir or os.path.join("runs", f"{args.model}-{data_name}")
     os.makedirs(run_dir, exist_ok=True)
     config["run_dir"] = run_dir
@@ -172,7 +203,7 @@ def _train(args):
                                                  save_weights_only=True)]
     if args.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard")))
-    history = model.fit(train, epochs=args.epochs, batch_size=args.batch_size,
+    history = model.fit(train, epochs=config["epochs"], batch_size=config["batch_size"],
                         validation_data=val, callbacks=callbacks, verbose=args.verbose)
     if os.path.exists(best):
         model.load_weights(best)
@@ -221,7 +252,7 @@ def main(argv=None):
         if args.command == "train":
             return _train(args)
         return _from_run(args)
-    except (FlowDataError, FileNotFoundError) as e:
+    except (FlowDataError, FileNotFoundError, UsageError) as e:
         print(f"tfp-flows: error: {e}", file=sys.stderr)
         return 2
 
