@@ -11,9 +11,9 @@ from tfp_flows.testing import grid_integral
 SMALL = {"num_layers": 3, "hidden_units": (32, 32)}
 
 
-# naf and nsf have the same checks in their own files (test_naf.py, test_nsf.py); image
+# naf and spline have the same checks in their own files (test_naf.py, test_spline.py); image
 # recipes are tested on images there too.
-VECTOR_RECIPES = sorted(set(models.RECIPES) - set(models.IMAGE_RECIPES) - {"naf", "nsf"})
+VECTOR_RECIPES = sorted(set(models.RECIPES) - set(models.IMAGE_RECIPES) - {"naf", "spline"})
 
 
 @pytest.mark.parametrize("name", VECTOR_RECIPES)

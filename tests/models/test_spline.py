@@ -7,7 +7,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_probability as tfp  # noqa: E402
-from tfp_flows.models.nsf import build_nsf  # noqa: E402
+from tfp_flows.models.spline import build_spline  # noqa: E402
 
 from tfp_flows import models, nets  # noqa: E402
 from tfp_flows.datasets import two_moons  # noqa: E402
@@ -36,11 +36,11 @@ def test_conditioner_outputs_valid_spline_parameters():
 
 
 def test_fresh_flow_is_identity_and_normalised():
-    model = build_nsf(2, num_layers=2, hidden_units=(16,), seed=0, permutation=None)
+    model = build_spline(2, num_layers=2, hidden_units=(16,), seed=0, permutation=None)
     x = two_moons(200, seed=1)
     np.testing.assert_allclose(model.distribution.bijector.forward(x), x, atol=1e-5)
     assert abs(grid_integral(model.log_prob, num=201) - 1) < 0.01
-    assert "nsf" in models.RECIPES
+    assert "spline" in models.RECIPES
 
 
 def test_spline_coupling_log_det_and_inverse():
@@ -60,8 +60,8 @@ def test_spline_coupling_log_det_and_inverse():
 
 
 @pytest.mark.slow
-def test_nsf_trains_on_two_moons():
-    model = build_nsf(2, num_layers=2, hidden_units=(32, 32), seed=0)
+def test_spline_trains_on_two_moons():
+    model = build_spline(2, num_layers=2, hidden_units=(32, 32), seed=0)
     x = two_moons(1000, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False)
     before = -float(tf.reduce_mean(model.log_prob(x)))

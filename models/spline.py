@@ -1,4 +1,5 @@
-"""Neural spline flow: rational-quadratic spline couplings (Durkan et al., 2019).
+"""Neural spline flow (recipe "spline"): rational-quadratic spline couplings (Durkan et al.,
+2019). The recipe was called "nsf" before issue 6 named it "spline".
 
 Each layer is TFP's `tfb.RealNVP` whose transformer is a monotone rational-quadratic
 spline (`tfb.RationalQuadraticSpline`, K bins on [-B, B], identity tails) with bin
@@ -28,34 +29,37 @@ class SplineBijectorFn:
     def __init__(self, conditioner):
         self.conditioner = conditioner
 
-    def __call__(self, x0, output_units, **condition_kwargs):
+    def __call__(self, x0, output_units, **condition_kwargs):  # conditional_input=c
         return self.conditioner.spline(x0, output_units, **condition_kwargs)
 
     def get_config(self):
         return {"conditioner": self.conditioner}
 
 
-def build_nsf(event_size, *, num_layers=4, num_bins=8, bound=5.0, hidden_units=(64, 64),
-              activation="relu", permutation="reverse", dtype="float32", seed=None,
-              name="nsf"):
+def build_spline(event_size, *, num_layers=4, num_bins=8, bound=5.0, hidden_units=(64, 64),
+              activation="relu", permutation="reverse", context_size=None, dtype="float32",
+                 seed=None, name="spline"):
     """A neural-spline-flow `FlowModel`: spline couplings with permutations between them.
 
     bound: B; the data (after the later layers) should mostly lie inside [-B, B], where
     the splines act (outside, each layer is the identity).
+    context_size: k makes it conditional, p(x | c) with c in R^k (joined to each
+        conditioner's input): train with fit(c, x).
     """
     if event_size < 2:
         raise ValueError(f"A coupling flow needs event_size >= 2; got {event_size}.")
     layers = [tfb.RealNVP(num_masked=event_size // 2,
                           bijector_fn=SplineBijectorFn(nets.SplineCouplingMLP(
                               hidden_units=hidden_units, num_bins=num_bins, bound=bound,
-                              activation=activation, dtype=dtype,
+                              activation=activation, dtype=dtype, context_size=context_size,
                               kernel_initializer=kernel_initializer(seed, i))),
-                          name=f"nsf_{i}")
+                          name=f"spline_{i}")
               for i in range(num_layers)]
-    return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name)
+    return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name,
+                      context_size)
 
 
 RECIPES = {
-    "nsf": Recipe(
-        build_nsf, "neural spline flow: rational-quadratic spline couplings"),
+    "spline": Recipe(
+        build_spline, "neural spline flow: rational-quadratic spline couplings"),
 }
