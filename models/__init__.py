@@ -12,13 +12,11 @@ import pkgutil
 
 from tfp_flows.models.recipe import TRAINING_KEYS, Recipe
 
-_NOT_RECIPES = {"recipe", "building_blocks"}
-
 RECIPES = {}
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
-    if _module in _NOT_RECIPES or _module.startswith("_"):
-        continue
-    for _name, _recipe in importlib.import_module(f"{__name__}.{_module}").RECIPES.items():
+    # modules without RECIPES (recipe.py, building_blocks.py, ...) hold shared pieces
+    _declared = getattr(importlib.import_module(f"{__name__}.{_module}"), "RECIPES", {})
+    for _name, _recipe in _declared.items():
         if _name in RECIPES:
             raise RuntimeError(f"Two zoo recipes are named {_name!r} (one in {_module}.py).")
         RECIPES[_name] = _recipe
