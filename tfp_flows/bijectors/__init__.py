@@ -10,6 +10,11 @@ from tfp_flows.bijectors.image_affine_coupling import (
 )
 from tfp_flows.bijectors.invertible_1x1_conv import Invertible1x1Conv
 from tfp_flows.bijectors.invertible_dense import InvertibleDense
+from tfp_flows.bijectors.logistic_mixture_cdf import (
+    LogisticMixtureCDFTransformer,
+    LogisticMixtureCouplingFn,
+    logistic_mixture_coupling,
+)
 from tfp_flows.bijectors.nice_scaling import NICEScaling
 from tfp_flows.bijectors.planar import Planar
 from tfp_flows.bijectors.prelu import PReLU
@@ -26,3 +31,5 @@ __all__ += ["DeepSigmoidal"]
 __all__ += ["ActNorm", "initialize_actnorms", "FactorOut", "ImageAffineCoupling", "channel_mask",
             "checkerboard_mask", "Invertible1x1Conv", "InvertibleDense", "NICEScaling", "Planar",
             "Squeeze", "Sylvester"]
+__all__ += ["LogisticMixtureCDFTransformer", "LogisticMixtureCouplingFn",
+            "logistic_mixture_coupling"]
