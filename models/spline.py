@@ -37,8 +37,8 @@ class SplineBijectorFn:
 
 
 def build_spline(event_size, *, num_layers=4, num_bins=8, bound=5.0, hidden_units=(64, 64),
-              activation="relu", permutation="reverse", context_size=None, dtype="float32",
-                 seed=None, name="spline"):
+                 activation="relu", permutation="reverse", context_size=None,
+                 dtype="float32", seed=None, name="spline"):
     """A neural-spline-flow `FlowModel`: spline couplings with permutations between them.
 
     bound: B; the data (after the later layers) should mostly lie inside [-B, B], where

@@ -73,9 +73,18 @@ class Residual(tfb.Bijector):
 
     Parameters live in g (a Keras 3 layer held by the bijector, trained by `FlowModel`).
 
+    Conditional form, p(x | c): with g built with a context (`LipschitzMLP(...,
+    context_size=k)`, or `trainable(..., context_size=k)`), y = x + g(x, c) and every method
+    takes `conditional_input=c` ([..., k], broadcast against x's batch shape;
+    `tfp_flows.conditioning` routes it). The context joins g's first layer through an
+    unconstrained kernel, so Lip(g) < 1 holds in x for each fixed c (see
+    `nets.LipschitzMLP`); the fixed-point inverse and the log-det then work per context
+    exactly as above. The context path itself has no Lipschitz constraint: none is needed.
+
     Args:
       g: `nets.LipschitzMLP` or any Keras 3 layer / callable [..., d] -> [..., d] with
-        Lipschitz constant < 1 (the bijector trusts it).
+        Lipschitz constant < 1 (the bijector trusts it); a conditional g is called as
+        g(x, conditional_input=c).
       event_size: d (default: `g.event_size`).
       log_det: 'auto', 'exact' or 'estimator'.
       exact_log_det_max_size: largest d for which 'auto' picks 'exact'.
@@ -129,8 +138,11 @@ class Residual(tfb.Bijector):
 
     @classmethod
     def trainable(cls, event_size, *, seed=None, dtype=tf.float32, hidden_units=(32, 32),
-                  activation="lipswish", lipschitz_constant=0.9, name="residual", **kwargs):
+                  activation="lipswish", lipschitz_constant=0.9, context_size=None,
+                  name="residual", **kwargs):
         """A residual block with a fresh `nets.LipschitzMLP` g (zero output layer: identity).
+
+        context_size: k for a conditional block y = x + g(x, c), c in R^k.
 
         Other keyword arguments go to the constructor (log_det, inverse settings, ...).
         """
@@ -139,7 +151,7 @@ class Residual(tfb.Bijector):
         init = "glorot_uniform" if seed is None else keras.initializers.GlorotUniform(seed)
         g = LipschitzMLP(int(event_size), hidden_units=hidden_units, activation=activation,
                          lipschitz_constant=lipschitz_constant, kernel_initializer=init,
-                         dtype=tf.as_dtype(dtype).name)
+                         context_size=context_size, dtype=tf.as_dtype(dtype).name)
         g.build((None, int(event_size)))
         return cls(g, event_size=int(event_size), name=name, **kwargs)
 
@@ -156,6 +168,11 @@ class Residual(tfb.Bijector):
         return self._log_det
 
     @property
+    def is_conditional(self):
+        """Whether g takes a context (`tfp_flows.conditioning` routes one to this block)."""
+        return bool(getattr(self._g, "context_size", None))
+
+    @property
     def trainable_variables(self):
         """The tf.Variables behind g's trainable weights (Keras 3 layers hide them)."""
         weights = getattr(self._g, "trainable_weights", None)
@@ -164,23 +181,27 @@ class Residual(tfb.Bijector):
         return tuple(underlying_tf_variable(w) for w in weights)
 
     # ------------------------------------------------------------------ forward / inverse
-    def _g_call(self, x):
-        return tf.convert_to_tensor(self._g(x))
+    def _g_call(self, x, context=None):
+        if context is None:
+            return tf.convert_to_tensor(self._g(x))
+        return tf.convert_to_tensor(self._g(x, conditional_input=context))
 
-    def _g_fixed(self):
-        """g as a function of x alone, with a LipschitzMLP's normalised kernels computed once
-        (iterative loops call g many times with the same weights)."""
+    def _g_fixed(self, context=None):
+        """g as a function of x alone (for a fixed context), with a LipschitzMLP's
+        normalised kernels computed once (iterative loops call g many times with the same
+        weights)."""
         if isinstance(self._g, LipschitzMLP):
             kernels = self._g.normalized_kernels()
-            return lambda x: tf.convert_to_tensor(self._g.call_with_kernels(x, kernels))
-        return self._g_call
+            return lambda x: tf.convert_to_tensor(self._g.call_with_kernels(x, kernels,
+                                                                            context))
+        return lambda x: self._g_call(x, context)
 
-    def _forward(self, x):
-        return x + self._g_call(x)
+    def _forward(self, x, conditional_input=None):
+        return x + self._g_call(x, conditional_input)
 
-    def _fixed_point(self, y):
+    def _fixed_point(self, y, context=None):
         tol = tf.constant(self._inverse_tolerance, y.dtype)
-        g = self._g_fixed()
+        g = self._g_fixed(context)
 
         def cond(i, x, step, done):
             return (i < self._max_inverse_iterations) & ~done
@@ -197,15 +218,15 @@ class Residual(tfb.Bijector):
                                          maximum_iterations=self._max_inverse_iterations)
         return x, i, step, done
 
-    def inverse_diagnostics(self, y):
+    def inverse_diagnostics(self, y, conditional_input=None):
         """(x, iterations, last max step, converged) of the fixed-point inverse of y."""
         y = tf.convert_to_tensor(y, self.dtype)
-        return self._fixed_point(y)
+        return self._fixed_point(y, conditional_input)
 
-    def _inverse(self, y):
-        x, iterations, step, done = self._fixed_point(y)
+    def _inverse(self, y, conditional_input=None):
+        x, iterations, step, done = self._fixed_point(y, conditional_input)
         if self._log_det == "exact" and isinstance(self._g, LipschitzMLP):
-            x = self._implicit_newton_step(tf.stop_gradient(x), y)
+            x = self._implicit_newton_step(tf.stop_gradient(x), y, conditional_input)
         message = (f"Residual '{self.name}': the fixed-point inverse did not reach tolerance "
                    f"{self._inverse_tolerance:g} in {self._max_inverse_iterations} iterations")
         if tf.executing_eagerly():
@@ -221,14 +242,14 @@ class Residual(tfb.Bijector):
                 x = tf.identity(x)
         return x
 
-    def _implicit_newton_step(self, x_star, y):
+    def _implicit_newton_step(self, x_star, y, context=None):
         """One Newton step on F(x) = x + g(x) - y from the fixed point x*, with the matrix
         I + J_g(x*) held constant: the value barely moves (F(x*) ~ 0), and the gradients
         are exactly those of the implicit function, dx/dy = (I + J)^-1 and
         dx/dtheta = -(I + J)^-1 dg/dtheta, without backpropagating through the loop."""
         xf, batch_shape = self._flatten(x_star)
         yf = tf.reshape(y, tf.shape(xf))
-        gx, jac = self._g.call_and_jacobian(xf)
+        gx, jac = self._g.call_and_jacobian(xf, context=self._flat_context(context, batch_shape))
         residual = xf + tf.convert_to_tensor(gx) - yf
         matrix = tf.stop_gradient(tf.eye(self._event_size, dtype=xf.dtype)
                                   + tf.convert_to_tensor(jac))
@@ -240,16 +261,27 @@ class Residual(tfb.Bijector):
         batch_shape = tf.shape(x)[:-1]
         return tf.reshape(x, [-1, self._event_size]), batch_shape
 
-    def exact_log_det(self, x):
+    @staticmethod
+    def _flat_context(context, batch_shape):
+        """The context broadcast to x's batch shape and flattened like `_flatten`'s x."""
+        if context is None:
+            return None
+        context = tf.convert_to_tensor(context)
+        width = tf.shape(context)[-1:]
+        return tf.reshape(tf.broadcast_to(context, tf.concat([batch_shape, width], 0)),
+                          tf.concat([[-1], width], 0))
+
+    def exact_log_det(self, x, conditional_input=None):
         """log det(I + J_g(x)) from the Jacobian of g and a QR, shape x.shape[:-1]."""
         xf, batch_shape = self._flatten(tf.convert_to_tensor(x, self.dtype))
+        context = self._flat_context(conditional_input, batch_shape)
         if isinstance(self._g, LipschitzMLP):  # closed-form Jacobian of the MLP
-            _, jac = self._g.call_and_jacobian(xf)
+            _, jac = self._g.call_and_jacobian(xf, context=context)
             jac = tf.convert_to_tensor(jac)
         else:
             with tf.GradientTape() as tape:
                 tape.watch(xf)
-                gx = self._g_call(xf)
+                gx = self._g_call(xf, context)
             jac = tape.batch_jacobian(gx, xf)
         eye = tf.eye(self._event_size, dtype=xf.dtype)
         # log|det| from a QR decomposition: unlike slogdet it compiles under XLA and has a
@@ -258,9 +290,10 @@ class Residual(tfb.Bijector):
         logdet = tf.reduce_sum(tf.math.log(tf.abs(tf.linalg.diag_part(r))), axis=-1)
         return tf.reshape(logdet, batch_shape)
 
-    def log_det_estimate(self, x, seed=None):
+    def log_det_estimate(self, x, seed=None, conditional_input=None):
         """One draw of the unbiased Russian-roulette power-series estimate (see class doc)."""
         xf, batch_shape = self._flatten(tf.convert_to_tensor(x, self.dtype))
+        context = self._flat_context(conditional_input, batch_shape)
         dtype = xf.dtype
         seed = self._estimator_seed if seed is None else seed
         if self._hutchinson == "gaussian":
@@ -273,7 +306,7 @@ class Residual(tfb.Bijector):
                               dtype=tf.float32, seed=seed)
         extra = tf.cast(tf.floor(tf.math.log(u) / np.log(q)), tf.int32)  # P(N >= j) = q^j
         n_terms = tf.minimum(self._n_exact_terms + extra, self._max_series_terms)
-        g = self._g_fixed()
+        g = self._g_fixed(context)
 
         def body(k, w, total):
             with tf.GradientTape() as tape:
@@ -293,10 +326,11 @@ class Residual(tfb.Bijector):
             maximum_iterations=self._max_series_terms)
         return tf.reshape(total, batch_shape)
 
-    def _forward_log_det_jacobian(self, x):
+    def _forward_log_det_jacobian(self, x, conditional_input=None):
         if self._log_det == "exact":
-            return self.exact_log_det(x)
-        return self.log_det_estimate(x)
+            return self.exact_log_det(x, conditional_input)
+        return self.log_det_estimate(x, conditional_input=conditional_input)
 
-    def _inverse_log_det_jacobian(self, y):
-        return -self._forward_log_det_jacobian(self._inverse(y))
+    def _inverse_log_det_jacobian(self, y, conditional_input=None):
+        return -self._forward_log_det_jacobian(self._inverse(y, conditional_input),
+                                               conditional_input)

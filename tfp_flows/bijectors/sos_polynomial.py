@@ -288,6 +288,9 @@ class SOSAutoregressive(tfb.MaskedAutoregressiveFlow):
 
     Args:
       made: `nets.MADE` with params = 1 + K (r + 1) (the shift, then the coefficients).
+        A conditional MADE (`context_size=k`) makes a conditional SOS flow p(x | c): the
+        context reaches it as `forward(z, conditional_input=c)` (TFP's MAF passes its
+        keyword arguments to the conditioner; `tfp_flows.conditioning` routes them).
       num_polynomials: K.
       polynomial_degree: r (T has degree 2r + 1).
       unroll_loop: passed to `tfb.MaskedAutoregressiveFlow` (sampling loop unrolled).
@@ -310,9 +313,9 @@ class SOSAutoregressive(tfb.MaskedAutoregressiveFlow):
         offset[:, 0] = 1.0 / np.sqrt(k)
         self._offset = offset
 
-        def bijector_fn(x, **kwargs):
-            del kwargs
-            out = self._made(x)  # [..., d, 1 + K n]
+        def bijector_fn(x, conditional_input=None):
+            # a conditional MADE (context_size=k) gets the context; see tfp_flows.conditioning
+            out = self._made(x, conditional_input=conditional_input)  # [..., d, 1 + K n]
             shift = out[..., 0]
             coeffs = tf.reshape(out[..., 1:], tf.concat([tf.shape(out)[:-1], [k, n]], 0))
             coeffs = coeffs + tf.constant(self._offset, coeffs.dtype)
@@ -328,13 +331,17 @@ class SOSAutoregressive(tfb.MaskedAutoregressiveFlow):
     @classmethod
     def trainable(cls, event_size, *, seed=None, dtype=tf.float32, num_polynomials=3,
                   polynomial_degree=2, hidden_units=(32, 32), activation="relu",
-                  input_order="left-to-right", name="sos_autoregressive", **kwargs):
-        """An SOS MAF with a fresh `nets.MADE`, starting at the identity."""
+                  input_order="left-to-right", context_size=None, name="sos_autoregressive",
+                  **kwargs):
+        """An SOS MAF with a fresh `nets.MADE`, starting at the identity.
+
+        context_size: k for a conditional flow (the MADE takes a context of that size).
+        """
         k, n = int(num_polynomials), int(polynomial_degree) + 1
         init = "glorot_uniform" if seed is None else keras.initializers.GlorotUniform(seed)
         made = MADE(int(event_size), params=1 + k * n, hidden_units=hidden_units,
                     activation=activation, input_order=input_order,
-                    kernel_initializer=init,
+                    kernel_initializer=init, context_size=context_size,
                     dtype=tf.as_dtype(dtype).name)
         made.build((None, int(event_size)))
         return cls(made, k, n - 1, name=name, **kwargs)
@@ -350,9 +357,13 @@ class SOSAutoregressive(tfb.MaskedAutoregressiveFlow):
 
 
 def sos_maf(event_size, *, num_polynomials=3, polynomial_degree=2, hidden_units=(32, 32),
-            activation="relu", dtype=tf.float32, seed=None, **kwargs):
-    """Build an SOS masked autoregressive flow with a fresh MADE (see `SOSAutoregressive`)."""
+            activation="relu", context_size=None, dtype=tf.float32, seed=None, **kwargs):
+    """Build an SOS masked autoregressive flow with a fresh MADE (see `SOSAutoregressive`).
+
+    context_size: k for a conditional SOS flow p(x | c), c in R^k.
+    """
     return SOSAutoregressive.trainable(event_size, seed=seed, dtype=dtype,
+                                       context_size=context_size,
                                        num_polynomials=num_polynomials,
                                        polynomial_degree=polynomial_degree,
                                        hidden_units=hidden_units, activation=activation,

@@ -10,7 +10,7 @@ starts at zero, so a fresh coupling layer is the identity.
 import keras
 from keras import ops
 
-from tfp_flows.nets.dense_stack import build_in_sequence
+from tfp_flows.nets.dense_stack import build_context_projection, build_in_sequence
 from tfp_flows.nets.made import DEFAULT_LOG_SCALE_BOUND, check_context
 
 
@@ -78,10 +78,7 @@ class CouplingMLP(keras.layers.Layer):
         if self.context_size:
             first = self.hidden_layers[0] if self.hidden_layers else self.output_layer
             init = self.kernel_initializer if self.hidden_layers else "zeros"
-            self.context_layer = keras.layers.Dense(
-                first.units, use_bias=False, kernel_initializer=init,
-                dtype=self.dtype_policy, name="context")
-            self.context_layer.build((self.context_size,))
+            self.context_layer = build_context_projection(self, first.units, init)
 
     def call(self, x, conditional_input=None):
         context = check_context(self, conditional_input)

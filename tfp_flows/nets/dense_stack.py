@@ -1,5 +1,7 @@
 """The weights of a plain stack of dense layers, for layers that apply them by hand."""
 
+import keras
+
 
 def add_dense_stack_weights(layer, sizes, kernel_initializer, zero_init_output):
     """Add kernels [sizes[i], sizes[i+1]] and zero biases to `layer`; return both lists.
@@ -26,3 +28,15 @@ def build_in_sequence(layers, input_shape):
         layer.build(shape)
         shape = tuple(layer.compute_output_shape(shape))
     return shape
+
+
+def build_context_projection(layer, units, kernel_initializer):
+    """A bias-free Dense c [..., context_size] -> [..., units], built, for `layer`'s context.
+
+    Conditioners of conditional flows add it to their first pre-activation:
+    h1 = act(W x + V c + b), so c reaches every later unit.
+    """
+    projection = keras.layers.Dense(units, use_bias=False, kernel_initializer=kernel_initializer,
+                                    dtype=layer.dtype_policy, name="context")
+    projection.build((layer.context_size,))
+    return projection

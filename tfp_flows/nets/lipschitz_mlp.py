@@ -13,6 +13,13 @@ of the Gram matrix V^T V (or V V^T, the smaller one), so the bound holds after e
 update and every call of the layer is the same deterministic function of its weights (the
 residual flow's forward and its fixed-point inverse see the same g). Gradients flow through
 the normalisation (d sigma_max / dV = u v^T).
+
+Conditional residual flows: with `context_size=k` a context c enters the first layer
+through its own kernel U, h1 = a(x W_1 + c U + b_1). U is NOT normalised: the bound is on x
+only. For a fixed c the term c U is a constant bias, so g(., c) is the same normalised MLP
+with another first bias and Lip_x(g(., c)) <= prod_i ||W_i||_2 <= lipschitz_constant for
+every c; the residual block x -> x + g(x, c) is invertible in x for each context, which is
+all a conditional flow p(x | c) needs. (How g varies with c is unconstrained.)
 """
 
 import keras
@@ -20,6 +27,7 @@ import tensorflow as tf
 from keras import ops
 
 from tfp_flows.nets.dense_stack import add_dense_stack_weights
+from tfp_flows.nets.made import check_context
 
 
 def lipswish(x):
@@ -73,11 +81,14 @@ class LipschitzMLP(keras.layers.Layer):
       kernel_initializer: initializer of the hidden kernels.
       zero_init_output: start the last layer at zero, so g = 0 and the residual flow starts
         at the identity. Default True.
+      context_size: size of an optional context vector c (conditional flows), joined to the
+        first layer by an unconstrained kernel (see the module docstring: the Lipschitz
+        bound holds in x for every c). Call as `g(x, conditional_input=c)`.
     """
 
     def __init__(self, event_size, hidden_units=(64, 64), activation="lipswish",
                  lipschitz_constant=0.9, kernel_initializer="glorot_uniform",
-                 zero_init_output=True, **kwargs):
+                 zero_init_output=True, context_size=None, **kwargs):
         super().__init__(**kwargs)
         if not 0.0 < float(lipschitz_constant) < 1.0:
             raise ValueError(f"lipschitz_constant must lie in (0, 1) for an invertible "
@@ -92,6 +103,7 @@ class LipschitzMLP(keras.layers.Layer):
         self.lipschitz_constant = float(lipschitz_constant)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.zero_init_output = bool(zero_init_output)
+        self.context_size = None if context_size is None else int(context_size)
 
     def build(self, input_shape=None):
         if input_shape is not None and input_shape[-1] not in (None, self.event_size):
@@ -100,6 +112,12 @@ class LipschitzMLP(keras.layers.Layer):
         sizes = [self.event_size, *self.hidden_units, self.event_size]
         self.kernels, self.biases = add_dense_stack_weights(
             self, sizes, self.kernel_initializer, self.zero_init_output)
+        self.context_kernel = None
+        if self.context_size:
+            output_only = not self.hidden_units  # then U feeds g's output: zero like W_L
+            init = "zeros" if output_only and self.zero_init_output else self.kernel_initializer
+            self.context_kernel = self.add_weight(shape=(self.context_size, sizes[1]),
+                                                  initializer=init, name="context_kernel")
         self.built = True
 
     @property
@@ -122,21 +140,31 @@ class LipschitzMLP(keras.layers.Layer):
             out.append(v * scale)
         return out
 
-    def call(self, x):
-        return self.call_with_kernels(x, self.normalized_kernels())
+    def call(self, x, conditional_input=None):
+        return self.call_with_kernels(x, self.normalized_kernels(), conditional_input)
 
-    def call_with_kernels(self, x, kernels):
-        """g(x) with precomputed `normalized_kernels()` (reused across fixed-point steps)."""
+    def context_bias(self, context):
+        """c U, the context's (unconstrained) addition to the first pre-activation, or 0."""
+        context = check_context(self, context)
+        return 0.0 if context is None else ops.matmul(context, self.context_kernel)
+
+    def call_with_kernels(self, x, kernels, context=None):
+        """g(x) (or g(x, c)) with precomputed `normalized_kernels()` (reused across
+        fixed-point steps)."""
         h = x
         last = len(kernels) - 1
+        first_bias = self.context_bias(context)
         for i, (w, b) in enumerate(zip(kernels, self.biases, strict=True)):
             h = ops.matmul(h, w) + b
+            if i == 0:
+                h = h + first_bias
             if i < last:
                 h = self.activation(h)
         return h
 
-    def call_and_jacobian(self, x, kernels=None):
-        """(g(x), J_g(x)) for x [n, d]: J [n, d, d] = dg_i/dx_j in closed form.
+    def call_and_jacobian(self, x, kernels=None, context=None):
+        """(g(x), J_g(x)) for x [n, d] (and context [n, k]): J [n, d, d] = dg_i/dx_j in
+        closed form.
 
         With h_i = a(h_{i-1} W_i + b_i), the chain rule gives J^T = W_1 D_1 W_2 ... D_{L-1} W_L,
         D_i = diag(a'(pre-activation i)); no autodiff, so gradients of log det(I + J) are
@@ -148,8 +176,11 @@ class LipschitzMLP(keras.layers.Layer):
         h = x
         jt = None  # J^T accumulated as [n, d, units]
         last = len(kernels) - 1
+        first_bias = self.context_bias(context)
         for i, (w, b) in enumerate(zip(kernels, self.biases, strict=True)):
             pre = ops.matmul(h, w) + b
+            if i == 0:
+                pre = pre + first_bias
             jt = w[None] if jt is None else ops.matmul(jt, w)
             if i < last:
                 jt = jt * derivative(pre)[:, None, :]
@@ -160,7 +191,8 @@ class LipschitzMLP(keras.layers.Layer):
         return h, ops.transpose(jt, (0, 2, 1))
 
     def lipschitz_bound(self):
-        """Upper bound prod_i ||W_i||_2 of Lip(g) for the current weights (<= c)."""
+        """Upper bound prod_i ||W_i||_2 of Lip(g) in x for the current weights (<= c), for
+        every context."""
         bound = tf.ones([], self.compute_dtype)
         for w in self.normalized_kernels():
             bound = bound * spectral_norm(w)
@@ -175,5 +207,5 @@ class LipschitzMLP(keras.layers.Layer):
                       activation=self.activation_name,
                       lipschitz_constant=self.lipschitz_constant,
                       kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-                      zero_init_output=self.zero_init_output)
+                      zero_init_output=self.zero_init_output, context_size=self.context_size)
         return config
