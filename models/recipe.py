@@ -18,6 +18,9 @@ class Recipe(NamedTuple):
     data_defaults: {data set name: {option: value}}; options are the builder's keyword
         arguments or the training settings in TRAINING_KEYS. The key "*" applies to every
         data set; a named data set's entries override it, and the command line overrides both.
+    discrete: True when the model takes integer levels and dequantizes them itself
+        (`tfp_flows.dequantization`); the CLI then loads the digits as pixel values 0..16
+        instead of dequantizing them once.
     """
 
     build: Callable
@@ -25,6 +28,7 @@ class Recipe(NamedTuple):
     image: bool = False
     default_data: str = "two-moons"
     data_defaults: dict[str, dict[str, Any]] = {}
+    discrete: bool = False
 
     def defaults(self, data):
         """(builder options, training settings) this recipe recommends for `data`."""

@@ -77,16 +77,20 @@ def spirals(n=10000, *, noise=0.1, seed=0):
     return (data / 3.0).astype(np.float32)
 
 
-def digits(n=None, *, seed=0):
+def digits(n=None, *, seed=0, dequantize=True):
     """scikit-learn's bundled 8x8 digits (1797 images, no download), dequantised to [0, 1].
 
     Pixel values k in 0..16 become (k + u) / 17 with u ~ U[0, 1) (fixed `seed`); shape
     [n, 8, 8, 1]. A density p on [0, 1]^64 bounds the discrete data's bits per dimension
-    by bits_per_dim(p) + log2(17) (see `discrete_bits_per_dim`).
+    by bits_per_dim(p) + log2(17) (see `discrete_bits_per_dim`). `dequantize=False` gives
+    the integer pixel values 0..16 themselves (as float32), for models that dequantize
+    with fresh noise at every step (`tfp_flows.dequantization`).
     """
     from sklearn.datasets import load_digits
 
     images = load_digits().images.astype(np.float64)
+    if not dequantize:
+        return (images if n is None else images[:n])[..., None].astype(np.float32)
     rng = np.random.default_rng(seed)
     data = (images + rng.random(images.shape)) / DIGIT_LEVELS
     if n is not None:
@@ -135,14 +139,17 @@ DATASETS = {
 }
 
 
-def load(name, n=10000, *, seed=0):
+def load(name, n=10000, *, seed=0, dequantize=True):
     """A built-in data set by name, split into (train, validation, test).
 
     `n` is the number of points of the generated 2-D sets; the bundled sets use all rows.
+    `dequantize=False`: the digits as integer pixel values 0..16 (same split).
     """
     if name not in DATASETS:
         raise ValueError(f"Unknown data set {name!r}; built-in: {', '.join(sorted(DATASETS))}.")
     make = DATASETS[name][0]
+    if name == "digits" and not dequantize:
+        return train_val_test(make(None, seed=seed, dequantize=False), seed=seed)
     data = make(None, seed=seed) if name in ("digits", "breast-cancer") else make(n, seed=seed)
     return train_val_test(data, seed=seed)
 

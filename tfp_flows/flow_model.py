@@ -319,6 +319,8 @@ class FlowModel(keras.Model):
         event_shape = self._event_shape if event_shape is None else event_shape
         if isinstance(x, (np.ndarray, list)) or (isinstance(x, tf.Tensor)
                                                  and tf.executing_eagerly()):
+            if what == "x":
+                x = self._check_support(x, what)
             x = data_checks.check_array(x, event_shape, self._flow_dtype, what)
             return tf.convert_to_tensor(x)
         x = tf.convert_to_tensor(x)
@@ -416,8 +418,15 @@ class FlowModel(keras.Model):
             raise ValueError(f"{what}: FlowModel is unconditional and takes the data alone, "
                              f"not a tuple of {len(x)} arrays.")
         if isinstance(x, (np.ndarray, tf.Tensor, list)):
+            x = self._check_support(x, what)
             return data_checks.check_array(x, self._event_shape, self._flow_dtype, what)
         return x  # generators, PyDatasets: checked by the step's dtype/shape handling
+
+    def _check_support(self, x, what):
+        """The distribution's own host-side data check, if it has one (`check_data(x, what)`,
+        e.g. `DequantizedDistribution`: integer levels in range); returns the checked x."""
+        check = getattr(self._distribution, "check_data", None)
+        return x if check is None else check(x, what)
 
     def _check_pair(self, context, x, what):
         """Check (context, x) for a conditional model; returns the checked pair."""

@@ -65,9 +65,15 @@ def plot_image_samples(model, data, path, *, num=32, seed=1, title=None):
     """
     data = np.asarray(data[:num])
     side = int(round(np.sqrt(np.prod(data.shape[1:]))))
-    bijector = model.distribution.bijector
-    recon = np.asarray(bijector.forward(bijector.inverse(data)))
-    samples = np.asarray(model.sample(num, seed=seed))
+    levels = getattr(model.distribution, "num_levels", None)
+    if levels:  # a DequantizedDistribution: integer levels, shown scaled to [0, 1]
+        recon = np.asarray(model.distribution.reconstruct(data)) / (levels - 1)
+        samples = np.asarray(model.sample(num, seed=seed)) / (levels - 1)
+        data = data / (levels - 1)
+    else:
+        bijector = model.distribution.bijector
+        recon = np.asarray(bijector.forward(bijector.inverse(data)))
+        samples = np.asarray(model.sample(num, seed=seed))
     rows = [("data", data), ("reconstructed", recon), ("samples", samples)]
     fig, axes = plt.subplots(len(rows), 1, figsize=(num * 0.4, 0.9 * len(rows) + 0.6))
     for ax, (label, images) in zip(axes, rows, strict=True):

@@ -125,11 +125,19 @@ def initialize_actnorms(flow, x):
 
     flow: a FlowModel, a TransformedDistribution, or a bijector (Chains are walked, the
     bijectors applied in the inverse order, i.e. from the data side). Each ActNorm is
-    initialised with the activations that reach it. Returns the number of ActNorms set.
+    initialised with the activations that reach it. Returns the number of ActNorms set
+    (0, without running the flow, when it has none). For a `DequantizedDistribution`, x
+    holds integer levels, dequantized with fresh noise before entering the flow.
     """
-    bijector = getattr(flow, "distribution", flow)
+    bijector = flow if hasattr(flow, "dequantize") else getattr(flow, "distribution", flow)
+    x = tf.convert_to_tensor(x)
+    if hasattr(bijector, "dequantize"):  # a DequantizedDistribution: the flow sees v
+        x, _ = bijector.dequantize(x)
+        bijector = bijector.distribution
     if isinstance(bijector, tfd.Distribution):  # a (_)TransformedDistribution
         bijector = bijector.bijector
+    if not _holds_actnorm(bijector):  # nothing to do: skip the pass through the flow
+        return 0
     count = [0]
 
     def backwards(bij, y):
@@ -145,7 +153,18 @@ def initialize_actnorms(flow, x):
             return bij.initialize_inner(lambda b, t: backwards(b, t), y)
         return bij.inverse(tf.identity(y))
 
-    x = tf.convert_to_tensor(x)
     dtype = bijector.dtype or x.dtype
     backwards(bijector, tf.cast(x, dtype))
     return count[0]
+
+
+def _holds_actnorm(bijector):
+    """Whether `initialize_actnorms` would reach an ActNorm (through Chains and the inner
+    bijector of parts with `initialize_inner`, such as FactorOut)."""
+    if isinstance(bijector, ActNorm):
+        return True
+    if isinstance(bijector, _Chain):
+        return any(_holds_actnorm(b) for b in bijector.bijectors)
+    inner = getattr(bijector, "bijector", None)
+    return (isinstance(inner, tfb.Bijector) and hasattr(bijector, "initialize_inner")
+            and _holds_actnorm(inner))
