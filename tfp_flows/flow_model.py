@@ -47,6 +47,12 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         warnings.warn(report, NonFiniteLossWarning, stacklevel=2)
 
 
+def _multi_worker(strategy):
+    """True under a MultiWorkerMirroredStrategy whose cluster has more than one worker."""
+    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode())
+
+
 @keras.saving.register_keras_serializable(package="tfp_flows")
 class FlowModel(keras.Model):
     """A Keras 3 model around a TFP distribution, trained by maximum likelihood.
@@ -356,17 +362,26 @@ class FlowModel(keras.Model):
         self._nll_tracker.update_state(nll)
         if self._bpd_tracker is not None:
             self._bpd_tracker.update_state(nll / (self.event_size * math.log(2.0)))
-        return {m.name: m.result() for m in self.metrics}
+        results = {m.name: m.result() for m in self.metrics}
+        if _multi_worker(tf.distribute.get_strategy()):
+            # Keras 3 reduces step outputs across workers with reduce(MEAN, axis=0), which
+            # fails on scalars (tensorflow/tensorflow#72388): hand them over as shape [1].
+            results = {k: tf.reshape(v, [1]) for k, v in results.items()}
+        return results
 
     def train_step(self, data):
         x, context, sample_weight = self._unpack(data)
         variables = self.trainable_variables
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
             nll = self._nll(x, context, sample_weight)
             loss = nll
             if self.losses:
                 loss = loss + tf.cast(tf.add_n(self.losses), loss.dtype)
-        grads = tape.gradient(loss, variables)
+            # Keras' optimizer SUMS gradients over replicas: differentiate loss / replicas so
+            # the update is that of the mean loss over the global batch, as on one device.
+            scaled_loss = loss / replicas if replicas > 1 else loss
+        grads = tape.gradient(scaled_loss, variables)
         grads = [tf.zeros_like(v) if g is None else g
                  for g, v in zip(grads, variables, strict=True)]
         finite = tf.reduce_all([tf.math.is_finite(loss)]
@@ -379,7 +394,7 @@ class FlowModel(keras.Model):
                     v.assign(v.constraint(v))
             return tf.constant(True)
 
-        if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+        if replicas > 1:
             # The gradient all-reduce cannot sit inside a tf.cond across replicas: there a
             # non-finite step is applied with zero gradients (the optimizer's momentum moves
             # the weights once more) before fit() stops.
