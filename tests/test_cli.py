@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tfp_flows import cli
@@ -61,3 +62,34 @@ def test_bad_data_file_gives_error_naming_row_and_column(tmp_path, capsys):
                      str(tmp_path / "r"), "--no-export", "--verbose", "0"])
     assert code == 2
     assert "bad.csv: data row 2, column 2 is not a number: 'abc'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_conditional_sbi_run_reports_posterior_kl_and_every_command_works(tmp_path, capsys):
+    """A tiny budget (1 epoch, 600 pairs): only the plumbing is checked here; the README
+    gives the KL of the recipe's full budget."""
+    run = tmp_path / "sbi"
+    assert cli.main(["train", "--model", "maf", "--data", "sbi-gaussian-mean", "--epochs", "1",
+                     "--num-points", "600", "--num-layers", "1", "--hidden-units", "8",
+                     "--run-dir", str(run), "--export-dir", str(tmp_path / "exp"),
+                     "--verbose", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "test NLL:" in out and "posterior KL(analytic || flow):" in out
+    logs = json.loads((run / "history.json").read_text())
+    assert np.isfinite(logs["posterior_kl"]) and logs["posterior_kl"] > 0
+    assert json.loads((run / "config.json").read_text())["context_size"] == 2
+    loaded = tf.saved_model.load(str(tmp_path / "exp" / "maf" / "1"))
+    lp = loaded.signatures["log_prob"](x=tf.zeros([3, 2]), context=tf.ones([3, 2]))
+    assert lp["log_prob"].shape == (3,)
+    assert cli.main(["evaluate", "--run-dir", str(run)]) == 0
+    assert "posterior KL" in capsys.readouterr().out
+    assert cli.main(["sample", "--run-dir", str(run), "-n", "17", "--context", "1", "-1"]) == 0
+    assert np.load(run / "samples.npy").shape == (17, 2)
+    assert cli.main(["sample", "--run-dir", str(run), "-n", "3", "--context", "1"]) == 2
+    assert "--context needs 2 numbers" in capsys.readouterr().err
+    (run / "posterior.png").unlink()
+    assert cli.main(["plot", "--run-dir", str(run)]) == 0
+    assert (run / "posterior.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code = cli.main(["train", "--model", "nice", "--data", "sbi-gaussian-mean", "--epochs", "1",
+                     "--run-dir", str(tmp_path / "nice"), "--no-export", "--verbose", "0"])
+    assert code == 2 and "has no conditional form" in capsys.readouterr().err

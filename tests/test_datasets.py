@@ -55,3 +55,16 @@ def test_load_file_reads_npy_and_csv_and_names_bad_cells(tmp_path):
     (tmp_path / "x.txt").write_text("1")
     with pytest.raises(FlowDataError, match="unsupported file type"):
         datasets.load_file(str(tmp_path / "x.txt"))
+
+
+def test_conditional_sbi_set_gives_split_context_x_pairs_from_the_simulator():
+    parts = datasets.load("sbi-gaussian-mean", 1000, seed=0)
+    assert [(len(c), len(x)) for c, x in parts] == [(800, 800), (100, 100), (100, 100)]
+    (context, theta), again = parts[0], datasets.load("sbi-gaussian-mean", 1000, seed=0)[0]
+    np.testing.assert_array_equal(context, again[0])
+    assert context.shape == theta.shape == (800, 2) and context.dtype == np.float32
+    # observation = mean of 5 draws around theta: residual variance 1/5 per coordinate
+    assert np.var(context - theta) == pytest.approx(0.2, rel=0.15)
+    assert "sbi-gaussian-mean" in datasets.ANALYTIC_POSTERIORS
+    with pytest.raises(ValueError, match="sbi-gaussian-mean"):
+        datasets.load("nope")

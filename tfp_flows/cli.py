@@ -62,6 +62,9 @@ def _parser():
             cmd.add_argument("-n", "--num-samples", type=int, default=1000)
             cmd.add_argument("--seed", type=int, default=0)
             cmd.add_argument("--out", default=None, help="default: <run-dir>/samples.npy")
+            cmd.add_argument("--context", type=float, nargs="+", default=None,
+                             help="conditional runs: the context (observation) to sample "
+                                  "at; default: the first test row's")
         if name == "export":
             cmd.add_argument("--export-dir", default="saved_models")
     return parser
@@ -74,7 +77,8 @@ def _list():
     for name, recipe in models.RECIPES.items():
         print(f"  {name:14s} {recipe.description} [default data: {recipe.default_data}]")
     print("data sets (or pass a .npy / .csv file):")
-    for name, (_, description) in sorted(datasets.DATASETS.items()):
+    for name, (_, description) in sorted({**datasets.DATASETS,
+                                          **datasets.CONDITIONAL_DATASETS}.items()):
         print(f"  {name:14s} {description}")
     return 0
 
@@ -94,8 +98,39 @@ def _load_data(config):
     from tfp_flows.models import IMAGE_RECIPES
 
     if config["model"] not in IMAGE_RECIPES:  # vector recipes see flattened events
-        parts = tuple(p.reshape(len(p), -1) for p in parts)
+        parts = tuple(_flat_rows(p) for p in parts)
     return parts
+
+
+# Conditional data sets (datasets.CONDITIONAL_DATASETS) give each part as a pair
+# (context, x): the model learns p(x | context) with fit(context, x).
+def _flat_rows(part):
+    if isinstance(part, tuple):
+        return tuple(_flat_rows(p) for p in part)
+    return part.reshape(len(part), -1)
+
+
+def _events(part):
+    """The modelled data of a part: x of a (context, x) pair, else the part itself."""
+    return part[1] if isinstance(part, tuple) else part
+
+
+def _context_size(config, train):
+    """The context size of a conditional data set (None otherwise), checking that the
+    recipe has a conditional form."""
+    import inspect
+
+    from tfp_flows import models
+
+    if not isinstance(train, tuple):
+        return None
+    if "context_size" not in inspect.signature(models.RECIPES[config["model"]].build).parameters:
+        conditional = [n for n, r in models.RECIPES.items()
+                       if "context_size" in inspect.signature(r.build).parameters]
+        raise UsageError(f"{config['data']} is a conditional data set (context, x), but "
+                         f"model {config['model']!r} has no conditional form; use one of: "
+                         f"{', '.join(conditional)}.")
+    return int(train[0].shape[1])
 
 
 def _resolve_defaults(config):
@@ -129,6 +164,8 @@ def _build_model(config, event_shape):
         options["num_layers"] = config["num_layers"]
     if config.get("hidden_units") is not None:
         options["hidden_units"] = config["hidden_units"]
+    if config.get("context_size") is not None:
+        options["context_size"] = config["context_size"]
     image = config["model"] in models.IMAGE_RECIPES
     event = tuple(event_shape) if image else int(event_shape[0])
     return models.build(config["model"], event, **options)
@@ -139,7 +176,7 @@ def _restore(run_dir):
     with open(os.path.join(run_dir, "config.json")) as f:
         config = json.load(f)
     parts = _load_data(config)
-    model = _build_model(config, parts[0].shape[1:])
+    model = _build_model(config, _events(parts[0]).shape[1:])
     model.load_weights(os.path.join(run_dir, "best.weights.h5"))
     return config, model, parts
 
@@ -150,7 +187,7 @@ def _report_nll(model, test, config):
     from tfp_flows import datasets
 
     nll = float(-np.mean(model.predict(test, batch_size=4096, verbose=0)))
-    dims = int(np.prod(test.shape[1:]))
+    dims = int(np.prod(_events(test).shape[1:]))
     line = f"test NLL: {nll:.4f} nats ({nll / (dims * np.log(2)):.4f} bits/dim)"
     if hasattr(model.distribution, "num_levels"):  # log_prob is the dequantization bound
         line += " = bits/dim of the discrete data (dequantization bound, one noise draw)"
@@ -160,14 +197,39 @@ def _report_nll(model, test, config):
     return nll
 
 
-def _figures(model, config, train, history, run_dir):
-    from tfp_flows.plotting import plot_density_2d, plot_history, plot_image_samples
+def _report_posterior_kl(model, test, config, num_observations=20):
+    """For a simulator with an analytic posterior: the mean KL(true || flow) over the first
+    `num_observations` held-out observations (test contexts), or None."""
+    from tfp_flows import datasets
+
+    task = datasets.ANALYTIC_POSTERIORS.get(config["data"])
+    if task is None:
+        return None
+    kl, stderr = task.kl_to_model(model, test[0][:num_observations], num_samples=2000)
+    print(f"posterior KL(analytic || flow): {kl:.4f} +- {stderr:.4f} nats (mean over "
+          f"{min(num_observations, len(test[0]))} held-out observations)")
+    return kl
+
+
+def _figures(model, config, train, history, run_dir, test=None):
+    from tfp_flows import datasets
+    from tfp_flows.plotting import (
+        plot_density_2d,
+        plot_history,
+        plot_image_samples,
+        plot_posterior_2d,
+    )
 
     paths = []
     if history:
         paths.append(plot_history(history, os.path.join(run_dir, "history.png")))
     title = f"{config['model']} on {os.path.basename(config['data'])}"
-    if train.ndim == 2 and train.shape[1] == 2:
+    if isinstance(train, tuple):  # conditional: the flow at the first held-out context
+        if train[1].shape[1] == 2:
+            paths.append(plot_posterior_2d(
+                model, test[0][0], os.path.join(run_dir, "posterior.png"),
+                reference=datasets.ANALYTIC_POSTERIORS.get(config["data"])))
+    elif train.ndim == 2 and train.shape[1] == 2:
         paths.append(plot_density_2d(model, train, os.path.join(run_dir, "density.png"),
                                      title=title))
     elif train.ndim == 4 or (train.ndim == 2 and train.shape[1] == 64):
@@ -193,7 +255,8 @@ def _train(args):
     keras.utils.set_random_seed(args.seed)
     config = _resolve_defaults(vars(args).copy())
     train, val, test = _load_data(config)
-    model = _build_model(config, train.shape[1:])
+    config["context_size"] = _context_size(config, train)
+    model = _build_model(config, _events(train).shape[1:])
     if not isinstance(train, tuple):  # Glow's data-dependent ActNorm init (no-op without)
         from tfp_flows.bijectors import initialize_actnorms
 
@@ -212,16 +275,21 @@ def _train(args):
                                                  save_weights_only=True)]
     if args.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard")))
-    history = model.fit(train, epochs=config["epochs"], batch_size=config["batch_size"],
+    inputs = train if isinstance(train, tuple) else (train,)  # (context, x) or (x,)
+    history = model.fit(*inputs, epochs=config["epochs"], batch_size=config["batch_size"],
                         validation_data=val, callbacks=callbacks, verbose=args.verbose)
     if os.path.exists(best):
         model.load_weights(best)
     else:  # no finite validation loss ever: keep the final weights as "best"
         model.save_weights(best)
     test_nll = _report_nll(model, test, config)
+    results = {"history": history.history, "test_nll": test_nll}
+    posterior_kl = _report_posterior_kl(model, test, config)
+    if posterior_kl is not None:
+        results["posterior_kl"] = posterior_kl
     with open(os.path.join(run_dir, "history.json"), "w") as f:
-        json.dump({"history": history.history, "test_nll": test_nll}, f, indent=2)
-    _figures(model, config, train, history.history, run_dir)
+        json.dump(results, f, indent=2)
+    _figures(model, config, train, history.history, run_dir, test)
     if not args.no_export:
         _export(model, config, args.export_dir)
     return 0
@@ -233,6 +301,16 @@ def _from_run(args):
     config, model, (train, _, test) = _restore(args.run_dir)
     if args.command == "evaluate":
         _report_nll(model, test, config)
+        _report_posterior_kl(model, test, config)
+    elif args.command == "sample" and model.is_conditional:  # n samples at one context
+        context = test[0][:1] if args.context is None else np.array([args.context], "float32")
+        if context.shape[1] != config["context_size"]:
+            raise UsageError(f"--context needs {config['context_size']} numbers; got "
+                             f"{context.shape[1]}.")
+        samples = np.asarray(model.sample(args.num_samples, context, seed=args.seed))[:, 0]
+        out = args.out or os.path.join(args.run_dir, "samples.npy")
+        np.save(out, samples)
+        print(f"samples: {out} {samples.shape} at context {context[0].tolist()}")
     elif args.command == "sample":
         samples = np.asarray(model.sample(args.num_samples, seed=args.seed))
         out = args.out or os.path.join(args.run_dir, "samples.npy")
@@ -246,7 +324,7 @@ def _from_run(args):
         if os.path.exists(history_path):
             with open(history_path) as f:
                 history = json.load(f)["history"]
-        _figures(model, config, train, history, args.run_dir)
+        _figures(model, config, train, history, args.run_dir, test)
     return 0
 
 

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from tfp_flows.simulators import GaussianMeanPosterior
+
 
 def two_moons(n=10000, *, noise=0.08, seed=0, standardize=True):
     """Two interleaving half circles in 2-D, float32 [n, 2].
@@ -116,6 +118,21 @@ def breast_cancer(n=None, *, seed=0):
     return (data if n is None else data[:n]).astype(np.float32)
 
 
+# The simulator behind "sbi-gaussian-mean" (its posterior is known in closed form).
+SBI_GAUSSIAN_MEAN = GaussianMeanPosterior(dim=2, prior_std=2.0, noise_std=1.0,
+                                          num_observations=5)
+
+
+def sbi_gaussian_mean(n=10000, *, seed=0):
+    """Simulation-based inference pairs (observation, theta), float32 [n, 2] each.
+
+    theta ~ N(0, 2^2 I) in 2-D, five observations y_j ~ N(theta, I) summarised by their mean
+    (`simulators.GaussianMeanPosterior`). A conditional flow fit(observation, theta) learns
+    the posterior p(theta | observation), which is N(0.952 ybar, 0.190 I) exactly.
+    """
+    return SBI_GAUSSIAN_MEAN.simulate(n, seed=seed)
+
+
 def train_val_test(data, fractions=(0.8, 0.1, 0.1), *, seed=0):
     """Split rows of `data` into train, validation and test parts (a fixed permutation)."""
     if not np.isclose(sum(fractions), 1.0) or len(fractions) != 3:
@@ -139,14 +156,30 @@ DATASETS = {
 }
 
 
+# Conditional data sets: make(n, seed=...) -> (context, x); a conditional flow learns
+# p(x | context). ANALYTIC_POSTERIORS holds the simulator of those whose truth is known.
+CONDITIONAL_DATASETS = {
+    "sbi-gaussian-mean": (sbi_gaussian_mean, "simulation-based inference: posterior of a "
+                                             "2-D Gaussian mean (context = observation, "
+                                             "x = theta)"),
+}
+ANALYTIC_POSTERIORS = {"sbi-gaussian-mean": SBI_GAUSSIAN_MEAN}
+
+
 def load(name, n=10000, *, seed=0, dequantize=True):
     """A built-in data set by name, split into (train, validation, test).
 
     `n` is the number of points of the generated 2-D sets; the bundled sets use all rows.
     `dequantize=False`: the digits as integer pixel values 0..16 (same split).
+    A conditional data set (CONDITIONAL_DATASETS) gives (context, x) pairs for each part.
     """
+    if name in CONDITIONAL_DATASETS:
+        context, x = CONDITIONAL_DATASETS[name][0](n, seed=seed)
+        rows = train_val_test(np.arange(len(x)), seed=seed)
+        return tuple((context[r], x[r]) for r in rows)
     if name not in DATASETS:
-        raise ValueError(f"Unknown data set {name!r}; built-in: {', '.join(sorted(DATASETS))}.")
+        known = sorted([*DATASETS, *CONDITIONAL_DATASETS])
+        raise ValueError(f"Unknown data set {name!r}; built-in: {', '.join(known)}.")
     make = DATASETS[name][0]
     if name == "digits" and not dequantize:
         return train_val_test(make(None, seed=seed, dequantize=False), seed=seed)
