@@ -53,12 +53,22 @@ def _round_trip(model, tmp_path, x, seed=7):
     return loaded, difference
 
 
+DISCRETE_IMAGE_OPTIONS = {
+    "glow": dict(num_scales=2, num_steps=1, hidden_channels=4, dequantization="variational",
+                 dequantizer_hidden_units=(8,)),
+    "flowpp": dict(num_layers=2, hidden_units=(8,), num_components=2, dequantizer_layers=1,
+                   dequantizer_hidden_units=(8,)),
+}
+
+
 def _small_options(name):
     """Small versions of a zoo recipe: only options that its builder takes."""
     if name == "pixelmaf":
         # (the DSF transformer's bijector_fn is the NAF's, covered there; sampling it over
         # images is slow)
         return (4, 4, 1), dict(num_layers=2, filters=8, num_blocks=1)
+    if name in DISCRETE_IMAGE_OPTIONS:  # dequantized recipes: 4x4 images of integer levels
+        return (4, 4, 1), DISCRETE_IMAGE_OPTIONS[name]
     wanted = dict(num_layers=2, hidden_units=(8,), hidden_size=3)
     accepted = inspect.signature(models.RECIPES[name][0]).parameters
     return 2, {k: v for k, v in wanted.items() if k in accepted}
@@ -70,6 +80,8 @@ def test_every_zoo_model_round_trips_through_a_keras_file(name, tmp_path, moons)
     model = models.build(name, event, seed=0, **options)
     if name == "pixelmaf":
         x = np.random.default_rng(0).uniform(0.1, 0.9, (16, 4, 4, 1)).astype("float32")
+    elif name in DISCRETE_IMAGE_OPTIONS:
+        x = np.random.default_rng(0).integers(0, 17, (16, 4, 4, 1)).astype("float32")
     else:
         x = moons[2][:200]
     before = model.log_prob(x).numpy()
