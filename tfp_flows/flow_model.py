@@ -159,11 +159,15 @@ class FlowModel(keras.Model):
         return self._context_shape
 
     def _density(self, x, context=None):
-        """log p(x) or log p(x | context), without input checks (used inside steps)."""
-        if self._routing is None:
-            return self._distribution.log_prob(x)
-        kwargs = conditioning.fill_template(self._routing, context)
-        return self._distribution.log_prob(x, bijector_kwargs=kwargs)
+        """log p(x) or log p(x | context), without input checks (used inside steps).
+
+        TFP's MAF asks its conditioner twice per log_prob (inverse and log-det); inside
+        `made.reuse_outputs()` each MADE runs once (no weights change in here)."""
+        with made.reuse_outputs():
+            if self._routing is None:
+                return self._distribution.log_prob(x)
+            kwargs = conditioning.fill_template(self._routing, context)
+            return self._distribution.log_prob(x, bijector_kwargs=kwargs)
 
     def _probe_log_prob(self):
         probe = tf.zeros([1, *self._event_shape.as_list()], self._flow_dtype)
@@ -279,7 +283,7 @@ class FlowModel(keras.Model):
     def call(self, inputs, training=False):
         """Log-probabilities: `inputs` is x, or (context, x) for a conditional model."""
         if self._routing is None:
-            return self._distribution.log_prob(inputs)
+            return self._density(inputs)
         context, x = inputs
         return self._density(x, context)
 
@@ -350,8 +354,7 @@ class FlowModel(keras.Model):
         return tf.cast(y, self._flow_dtype), tf.cast(x, self._flow_dtype), sample_weight
 
     def _nll(self, x, context, sample_weight):
-        with made.reuse_outputs():  # one MADE pass (and backward) per MAF layer, not two
-            log_prob = self._density(x, context)
+        log_prob = self._density(x, context)  # one MADE pass (and backward) per MAF layer
         if sample_weight is None:
             return -tf.reduce_mean(log_prob)
         sample_weight = tf.cast(sample_weight, log_prob.dtype)

@@ -73,3 +73,24 @@ def test_fit_uses_one_pass_per_layer_in_the_compiled_step():
     before = model.evaluate(x, verbose=0)
     model.fit(x, batch_size=32, epochs=3, verbose=0)
     assert model.evaluate(x, verbose=0) < before
+
+
+def test_flow_model_log_prob_runs_each_made_once(monkeypatch):
+    dist = _maf()
+    model = tfp_flows.FlowModel(dist)
+    arr = np.random.default_rng(2).normal(size=(16, 3)).astype(np.float32)
+    expected = dist.log_prob(tf.constant(arr)).numpy()
+    calls = []
+    orig = made_module.MADE._forward_pass
+
+    def counting(self, *args, **kwargs):
+        calls.append(self.name)
+        return orig(self, *args, **kwargs)
+
+    monkeypatch.setattr(made_module.MADE, "_forward_pass", counting)
+    got = model.log_prob(arr).numpy()
+    assert len(calls) == 2  # once per MAF layer (TFP alone asks for 4)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+    calls.clear()
+    np.testing.assert_allclose(model.predict(arr, verbose=0), expected, rtol=1e-6, atol=1e-6)
+    assert len(calls) == 2  # predict() traces its step once: one pass per layer

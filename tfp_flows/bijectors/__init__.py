@@ -3,6 +3,7 @@
 from tfp_flows.bijectors.actnorm import ActNorm, initialize_actnorms
 from tfp_flows.bijectors.deep_sigmoidal import DeepSigmoidal
 from tfp_flows.bijectors.factor_out import FactorOut
+from tfp_flows.bijectors.fast_sampling_maf import FastSamplingMAF
 from tfp_flows.bijectors.image_affine_coupling import (
     ImageAffineCoupling,
     channel_mask,
@@ -33,3 +34,4 @@ __all__ += ["ActNorm", "initialize_actnorms", "FactorOut", "ImageAffineCoupling"
             "Squeeze", "Sylvester"]
 __all__ += ["LogisticMixtureCDFTransformer", "LogisticMixtureCouplingFn",
             "logistic_mixture_coupling"]
+__all__ += ["FastSamplingMAF"]

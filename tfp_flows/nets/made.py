@@ -180,16 +180,27 @@ class MADE(keras.layers.Layer):
         cache[key] = (x, conditional_input, out)
         return out
 
+    def masked_kernels(self):
+        """The kernels multiplied by their autoregressive masks (what the network applies)."""
+        # Masks stay NumPy until here: a tensor made in build() would belong to whatever
+        # graph first called the layer (e.g. a tf.function) and break later eager calls.
+        return [kernel * ops.convert_to_tensor(mask, dtype=self.compute_dtype)
+                for kernel, mask in zip(self.kernels, self._masks_np, strict=True)]
+
+    def bound_log_scale(self, raw_log_scale):
+        """The log-scale output from its raw pre-activation (the smooth clamp, if any)."""
+        if self.log_scale_bound is None:
+            return raw_log_scale
+        b = self.log_scale_bound
+        return b * ops.tanh(raw_log_scale / b)
+
     def _forward_pass(self, x, conditional_input=None):
         context = check_context(self, conditional_input)
         h = x
         last = len(self.kernels) - 1
-        # Masks stay NumPy until here: a tensor made in build() would belong to whatever
-        # graph first called the layer (e.g. a tf.function) and break later eager calls.
-        masks = [ops.convert_to_tensor(m, dtype=self.compute_dtype) for m in self._masks_np]
-        layers = zip(self.kernels, self.biases, masks, strict=True)
-        for i, (kernel, bias, mask) in enumerate(layers):
-            h = ops.matmul(h, kernel * mask) + bias
+        layers = zip(self.masked_kernels(), self.biases, strict=True)
+        for i, (kernel, bias) in enumerate(layers):
+            h = ops.matmul(h, kernel) + bias
             if context is not None:  # [..., C] @ [C, H] broadcasts against x's batch
                 h = h + ops.matmul(context, self.context_kernels[i])
             if i < last:
@@ -197,8 +208,7 @@ class MADE(keras.layers.Layer):
         h = ops.reshape(h, (*ops.shape(h)[:-1], self.event_size, self.params))
         if self.log_scale_bound is None:
             return h
-        b = self.log_scale_bound
-        return ops.stack([h[..., 0], b * ops.tanh(h[..., 1] / b)], axis=-1)
+        return ops.stack([h[..., 0], self.bound_log_scale(h[..., 1])], axis=-1)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.event_size, self.params)
