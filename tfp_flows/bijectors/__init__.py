@@ -1,6 +1,7 @@
 """Bijectors that TFP lacks, one per module. Each is a `tfb.Bijector` subclass."""
 
 from tfp_flows.bijectors.actnorm import ActNorm, initialize_actnorms
+from tfp_flows.bijectors.closed_form_log_prob_invert import ClosedFormLogProbInvert
 from tfp_flows.bijectors.deep_sigmoidal import DeepSigmoidal
 from tfp_flows.bijectors.factor_out import FactorOut
 from tfp_flows.bijectors.fast_sampling_maf import FastSamplingMAF
@@ -16,6 +17,7 @@ from tfp_flows.bijectors.logistic_mixture_cdf import (
     LogisticMixtureCouplingFn,
     logistic_mixture_coupling,
 )
+from tfp_flows.bijectors.mixture_cdf import MixtureCDF, MixtureCDFCouplingFn, cdf_flow_distribution
 from tfp_flows.bijectors.nice_scaling import NICEScaling
 from tfp_flows.bijectors.planar import Planar
 from tfp_flows.bijectors.prelu import PReLU
@@ -35,3 +37,5 @@ __all__ += ["ActNorm", "initialize_actnorms", "FactorOut", "ImageAffineCoupling"
 __all__ += ["LogisticMixtureCDFTransformer", "LogisticMixtureCouplingFn",
             "logistic_mixture_coupling"]
 __all__ += ["FastSamplingMAF"]
+__all__ += ["MixtureCDF", "MixtureCDFCouplingFn", "cdf_flow_distribution",
+            "ClosedFormLogProbInvert"]

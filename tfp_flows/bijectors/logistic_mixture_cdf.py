@@ -34,7 +34,9 @@ from tensorflow_probability.python.internal import (
     tensor_util,
 )
 
+from tfp_flows.bijectors.closed_form_log_prob_invert import ClosedFormLogProbInvert
 from tfp_flows.bijectors.mixture_cdf_math import (
+    check_num_components,
     coupling_outputs,
     mixture_log_cdf_sf_pdf,
     solve_logit_cdf,
@@ -43,16 +45,6 @@ from tfp_flows.bijectors.mixture_cdf_math import (
 from tfp_flows.serialization import register_serializable
 
 tfb = tfp.bijectors
-
-
-def _check_num_components(name, tensors):
-    sizes = {int(t.shape[-1]) for t in tensors if t.shape.rank and t.shape[-1] is not None}
-    if len(sizes) > 1:
-        raise ValueError(f"{name}: logits, locs and log_scales need the same number of "
-                         f"components K on their last axis; got {sorted(sizes)}.")
-    if any(t.shape.rank == 0 for t in tensors):
-        raise ValueError(f"{name}: logits, locs and log_scales need a trailing component axis "
-                         f"[..., K]; got a scalar.")
 
 
 class LogisticMixtureCDFTransformer(tfb.Bijector):
@@ -86,7 +78,7 @@ class LogisticMixtureCDFTransformer(tfb.Bijector):
             self._log_scales = convert(log_scales, dtype=dtype, name="log_scales")
             self._a = convert(a, dtype=dtype, name="a")
             self._b = convert(b, dtype=dtype, name="b")
-            _check_num_components(type(self).__name__,
+            check_num_components(type(self).__name__,
                                   [self._logits, self._locs, self._log_scales])
             self._num_iterations = num_iterations
             super().__init__(forward_min_event_ndims=0, validate_args=validate_args,
@@ -227,12 +219,13 @@ def logistic_mixture_coupling(num_masked, *, num_components=4, hidden_units=(64,
     by `LogisticMixtureCDFTransformer` with parameters from a `nets.CouplingMLP` of x0
     (zero-initialised output layer, `context_size` for conditional flows).
 
-    density_direction: True (default) returns `tfb.Invert(RealNVP(...))`: its inverse, the
-      direction `TransformedDistribution.log_prob` takes from data to base, is the closed-form
-      transformer, and sampling bisects (Flow++'s data -> noise orientation: train by maximum
-      likelihood). False returns the `RealNVP` itself: sampling and
-      `experimental_sample_and_log_prob` are closed form and `log_prob` bisects (variational
-      inference, or a dequantization noise flow).
+    density_direction: True (default) returns `ClosedFormLogProbInvert(RealNVP(...))`: its
+      inverse, the direction `TransformedDistribution.log_prob` takes from data to base, is
+      the closed-form transformer, its log-det is the closed-form one (never bisects in
+      log_prob, see `ClosedFormLogProbInvert`), and sampling bisects (Flow++'s
+      data -> noise orientation: train by maximum likelihood). False returns the `RealNVP`
+      itself: sampling and `experimental_sample_and_log_prob` are closed form and `log_prob`
+      bisects (variational inference, or a dequantization noise flow).
 
     Put it in a `tfb.Chain` with permutations between layers, like any RealNVP.
     """
@@ -247,4 +240,6 @@ def logistic_mixture_coupling(num_masked, *, num_components=4, hidden_units=(64,
         bijector_fn=LogisticMixtureCouplingFn(conditioner, num_components, loc_spread,
                                               num_iterations=num_iterations),
         name=name)
-    return tfb.Invert(coupling, name=f"{name}_inverted") if density_direction else coupling
+    if density_direction:
+        return ClosedFormLogProbInvert(coupling, name=f"{name}_inverted")
+    return coupling

@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
+from tensorflow_probability.python.internal import special_math
 
 MIXTURE_KINDS = ("logistic", "gaussian")
 
@@ -46,6 +46,17 @@ def check_kind(kind):
     if kind not in MIXTURE_KINDS:
         raise ValueError(f"kind must be one of {MIXTURE_KINDS}; got {kind!r}.")
     return kind
+
+
+def check_num_components(name, tensors):
+    """Raise ValueError unless logits, locs and log_scales share a static trailing K axis."""
+    sizes = {int(t.shape[-1]) for t in tensors if t.shape.rank and t.shape[-1] is not None}
+    if len(sizes) > 1:
+        raise ValueError(f"{name}: logits, locs and log_scales need the same number of "
+                         f"components K on their last axis; got {sorted(sizes)}.")
+    if any(t.shape.rank == 0 for t in tensors):
+        raise ValueError(f"{name}: logits, locs and log_scales need a trailing component axis "
+                         f"[..., K]; got a scalar.")
 
 
 def default_bisection_iterations(dtype):
@@ -73,8 +84,8 @@ def mixture_log_cdf_sf_pdf(x, logits, locs, log_scales, kind="logistic"):
         log_sf_k = tf.math.log_sigmoid(-z)
         log_pdf_k = log_cdf_k + log_sf_k - log_scales
     else:
-        log_cdf_k = tfp.math.log_ndtr(z)
-        log_sf_k = tfp.math.log_ndtr(-z)
+        log_cdf_k = special_math.log_ndtr(z)
+        log_sf_k = special_math.log_ndtr(-z)
         log_pdf_k = -0.5 * tf.square(z) - log_scales - _HALF_LOG_TWO_PI
 
     def mix(log_k):
