@@ -58,3 +58,17 @@ def flow_model(event_size, bijectors, dtype, name, context_size=None):
                                        tfb.Chain(bijectors, name=f"{name}_chain"))
     context_shape = None if context_size is None else [int(context_size)]
     return FlowModel(dist, context_shape=context_shape, name=name)
+
+
+def trainable_stack(bijector_class, event_size, num_layers, seed, dtype, prefix,
+                    layer_options=None, **options):
+    """`num_layers` fresh `bijector_class.trainable(event_size, ...)` layers, for tfb.Chain.
+
+    Each layer gets its own seed, seed * 1000 + index (seed None counts as 0, so stacked
+    layers never share an initial value), the name prefix_index, `options`, and
+    `layer_options(index)` (a dict) when given.
+    """
+    return [bijector_class.trainable(int(event_size), seed=(seed or 0) * 1000 + i,
+                                     dtype=dtype, name=f"{prefix}_{i}", **options,
+                                     **(layer_options(i) if layer_options else {}))
+            for i in range(num_layers)]

@@ -28,5 +28,9 @@ def build_iaf(event_size, *, num_layers=5, hidden_units=(64, 64), activation="re
 
 RECIPES = {
     "iaf": Recipe(
-        build_iaf, "inverse autoregressive flow: inverted MAF layers (fast sampling)"),
+        build_iaf, "inverse autoregressive flow: inverted MAF layers (fast sampling)",
+        data_defaults={
+            "8gaussians": {"num_layers": 8},
+            "checkerboard": {"num_layers": 8, "hidden_units": (128, 128)},
+            "breast-cancer": {"batch_size": 64, "epochs": 60, "learning_rate": 1e-3}}),
 }

@@ -66,5 +66,9 @@ def build_naf(event_size, *, num_layers=2, hidden_units=(64, 64), hidden_size=8,
 
 RECIPES = {
     "naf": Recipe(
-        build_naf, "neural autoregressive flow: MADE-conditioned deep sigmoidal layers"),
+        build_naf, "neural autoregressive flow: MADE-conditioned deep sigmoidal layers",
+        data_defaults={
+            "8gaussians": {"num_layers": 3},
+            "checkerboard": {"num_layers": 3, "hidden_size": 16},
+            "breast-cancer": {"batch_size": 64, "epochs": 100, "learning_rate": 1e-3}}),
 }

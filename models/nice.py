@@ -27,5 +27,9 @@ def build_nice(event_size, *, num_layers=4, hidden_units=(64, 64), activation="r
 
 RECIPES = {
     "nice": Recipe(
-        build_nice, "NICE: additive couplings and a diagonal scaling"),
+        build_nice, "NICE: additive couplings and a diagonal scaling",
+        data_defaults={
+            "8gaussians": {"num_layers": 6},
+            "checkerboard": {"num_layers": 6, "hidden_units": (128, 128)},
+            "breast-cancer": {"batch_size": 64, "epochs": 100, "learning_rate": 1e-3}}),
 }

@@ -116,5 +116,6 @@ def build_pixelmaf(event_shape=(8, 8, 1), *, num_layers=2, filters=32, num_block
 RECIPES = {
     "pixelmaf": Recipe(
         build_pixelmaf, "MAF over images with PixelCNN masked convolutions (bits/dim)",
-        image=True, default_data="digits"),
+        image=True, default_data="digits",
+        data_defaults={"digits": {"batch_size": 64, "epochs": 20, "learning_rate": 1e-3}}),
 }

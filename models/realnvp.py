@@ -42,5 +42,9 @@ def build_realnvp(event_size, *, num_layers=6, hidden_units=(64, 64), activation
 
 RECIPES = {
     "realnvp": Recipe(
-        build_realnvp, "RealNVP: affine coupling layers with CouplingMLP"),
+        build_realnvp, "RealNVP: affine coupling layers with CouplingMLP",
+        data_defaults={
+            "8gaussians": {"num_layers": 8},
+            "checkerboard": {"num_layers": 8, "hidden_units": (128, 128)},
+            "breast-cancer": {"batch_size": 64, "epochs": 100, "learning_rate": 1e-3}}),
 }

@@ -61,5 +61,8 @@ def build_spline(event_size, *, num_layers=4, num_bins=8, bound=5.0, hidden_unit
 
 RECIPES = {
     "spline": Recipe(
-        build_spline, "neural spline flow: rational-quadratic spline couplings"),
+        build_spline, "neural spline flow: rational-quadratic spline couplings",
+        data_defaults={
+            "checkerboard": {"num_layers": 6, "num_bins": 12},
+            "breast-cancer": {"batch_size": 64, "epochs": 100, "learning_rate": 1e-3}}),
 }

@@ -1,0 +1,29 @@
+"""Planar: a stack of planar flows (Rezende & Mohamed, 2015, "Variational Inference with
+Normalizing Flows"), f(z) = z + û tanh(wᵀz + b) per layer (`bijectors.Planar`).
+
+Meant for variational inference: the flow's forward (sampling) direction is the explicit
+map, as in a flow posterior q(z|x). As a density estimator of data it is weak (each layer
+bends space along one hyperplane, so it needs many layers and learns a coarse density);
+`log_prob` inverts each layer by a bracketed Newton solve of a scalar equation (exact, with
+implicit gradients). Fresh layers are the identity.
+"""
+
+from tfp_flows.models.building_blocks import flow_model, trainable_stack
+from tfp_flows.models.recipe import Recipe
+
+from tfp_flows.bijectors import Planar
+
+
+def build_planar(event_size, *, num_layers=32, dtype="float32", seed=None, name="planar"):
+    """A `FlowModel` of `num_layers` trainable planar layers on N(0, I)."""
+    return flow_model(event_size, trainable_stack(Planar, event_size, num_layers, seed, dtype,
+                                                  "planar"), dtype, name)
+
+
+RECIPES = {
+    "planar": Recipe(
+        build_planar, "planar flows (for VI posteriors; a weak density estimator)",
+        data_defaults={
+            "*": {"learning_rate": 5e-3},
+            "breast-cancer": {"batch_size": 64, "epochs": 100, "learning_rate": 2e-3}}),
+}

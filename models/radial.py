@@ -1,0 +1,28 @@
+"""Radial: a stack of radial flows (Rezende & Mohamed, 2015, "Variational Inference with
+Normalizing Flows"), f(z) = z + β (z - z₀) / (α + |z - z₀|) per layer (`bijectors.Radial`).
+
+Meant for variational inference: the forward (sampling) direction is the explicit map, as
+in a flow posterior q(z|x). As a density estimator of data it is weak (each layer only
+contracts or expands space around one centre); `log_prob` inverts each layer in closed
+form. Fresh layers are the identity; their centres start at N(0, I) draws, one per layer.
+"""
+
+from tfp_flows.models.building_blocks import flow_model, trainable_stack
+from tfp_flows.models.recipe import Recipe
+
+from tfp_flows.bijectors import Radial
+
+
+def build_radial(event_size, *, num_layers=32, dtype="float32", seed=None, name="radial"):
+    """A `FlowModel` of `num_layers` trainable radial layers on N(0, I)."""
+    return flow_model(event_size, trainable_stack(Radial, event_size, num_layers, seed, dtype,
+                                                  "radial"), dtype, name)
+
+
+RECIPES = {
+    "radial": Recipe(
+        build_radial, "radial flows (for VI posteriors; a weak density estimator)",
+        data_defaults={
+            "*": {"learning_rate": 5e-3},
+            "breast-cancer": {"batch_size": 64, "epochs": 100, "learning_rate": 2e-3}}),
+}

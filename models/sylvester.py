@@ -1,0 +1,40 @@
+"""Sylvester: a stack of Sylvester flows (van den Berg et al., 2018, "Sylvester
+Normalizing Flows for Variational Inference"), f(z) = z + Q R tanh(R̃ Qᵀ z + b) per layer
+(`bijectors.Sylvester`), with Q orthogonal (Björck), Householder or a permutation.
+
+Meant for variational inference: the forward (sampling) direction is the explicit map, as
+in a flow posterior q(z|x). As a density estimator of data it is weak (each layer is one
+residual tanh layer of M hidden units); `log_prob` inverts each layer by back-substitution
+with scalar Newton solves (exact, with implicit gradients). Fresh layers are the identity.
+"""
+
+from tfp_flows.models.building_blocks import flow_model, trainable_stack
+from tfp_flows.models.recipe import Recipe
+
+from tfp_flows.bijectors import Sylvester
+
+
+def build_sylvester(event_size, *, num_layers=16, q_kind="orthogonal", num_hidden=None,
+                    dtype="float32", seed=None, name="sylvester"):
+    """A `FlowModel` of `num_layers` trainable Sylvester layers on N(0, I).
+
+    q_kind: 'orthogonal' (O-SNF), 'householder' (H-SNF) or 'triangular' (T-SNF: Q the
+    identity or, on every other layer, the reversal permutation).
+    num_hidden: M <= event_size (default event_size; 'triangular' needs M = event_size).
+    """
+    def permute(i):  # T-SNF alternates Q = I and the reversal permutation
+        return {"permute": bool(i % 2)} if q_kind == "triangular" else {}
+
+    layers = trainable_stack(Sylvester, event_size, num_layers, seed, dtype, "sylvester",
+                             permute, q_kind=q_kind, num_hidden=num_hidden)
+    return flow_model(event_size, layers, dtype, name)
+
+
+RECIPES = {
+    "sylvester": Recipe(
+        build_sylvester, "Sylvester flows (for VI posteriors; a weak density estimator)",
+        data_defaults={
+            "*": {"learning_rate": 5e-3},
+            "breast-cancer": {"batch_size": 64, "epochs": 100, "learning_rate": 2e-3,
+                              "num_hidden": 8}}),
+}
