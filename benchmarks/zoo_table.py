@@ -8,7 +8,8 @@ with its own defaults, measured on this machine.
 
 Each recipe runs `tfp-flows train --model <name>` (nothing else set: the recipe's default
 data set, epochs, batch size, learning rate and builder options; `--epochs-scale` scales
-only the epochs, `--num-points` sets the size of the generated 2-D sets) one after another
+only the epochs, `--num-points` sets the size of the generated 2-D sets, `--jit-compile`
+is passed on) one after another
 in this process, with a time limit per recipe, so recipes added later are picked up
 without touching this script and one that fails or runs out of time becomes a row that
 says so. Per recipe it records the test NLL in nats (for
@@ -52,7 +53,7 @@ def _on_alarm(signum, frame):
     raise RecipeTimeout
 
 
-def measure_one(name, epochs_scale, num_points):
+def measure_one(name, epochs_scale, num_points, jit_compile="auto"):
     """Train recipe `name` through the CLI's `train`; its row of the table."""
     import keras
 
@@ -76,7 +77,8 @@ def measure_one(name, epochs_scale, num_points):
     try:
         with tempfile.TemporaryDirectory() as run_dir:
             argv = ["train", "--model", name, "--epochs", str(epochs), "--run-dir", run_dir,
-                    "--num-points", str(num_points), "--no-export", "--verbose", "0"]
+                    "--num-points", str(num_points), "--jit-compile", jit_compile,
+                    "--no-export", "--verbose", "0"]
             with contextlib.redirect_stdout(stdout):
                 code = cli.main(argv)
             printed = stdout.getvalue()
@@ -99,7 +101,7 @@ def measure_one(name, epochs_scale, num_points):
             "parameters": int(model.count_params())}
 
 
-def measure(names, epochs_scale, num_points, timeout):
+def measure(names, epochs_scale, num_points, timeout, jit_compile="auto"):
     """{name: row}, one recipe after another; a failure or a timeout is that recipe's row."""
     import keras
 
@@ -111,7 +113,7 @@ def measure(names, epochs_scale, num_points, timeout):
         keras.utils.set_random_seed(0)
         signal.alarm(timeout)
         try:
-            row = measure_one(name, epochs_scale, num_points)
+            row = measure_one(name, epochs_scale, num_points, jit_compile)
         except RecipeTimeout:
             row = {"model": name, "error": f"no result within {timeout} s"}
         except Exception as e:  # noqa: BLE001 (one recipe's failure is its row, not the end)
@@ -120,7 +122,7 @@ def measure(names, epochs_scale, num_points, timeout):
             signal.alarm(0)
         loads.append(_loadavg())
         row.update(wall_seconds=round(time.time() - start, 1), loadavg=loads,
-                   epochs_scale=epochs_scale, num_points=num_points)
+                   epochs_scale=epochs_scale, num_points=num_points, jit_compile=jit_compile)
         print(json.dumps(row), flush=True)
         rows[name] = row
     return rows
@@ -149,11 +151,13 @@ def table(result):
     budget += " (the epochs column)"
     points = sorted({row.get("num_points", 10000) for row in rows})
     budget += f"; generated 2-D sets of {', '.join(map(str, points))} points"
+    jit = sorted({row.get("jit_compile", "auto") for row in rows})
+    budget += f"; `--jit-compile {', '.join(jit)}`"
     lines.append("")
     lines.append(
         f"Measured {result['date']} on {m['cpu']} ({m['cores']} cores) by "
         f"`python benchmarks/zoo_table.py{result['arguments']}`; budget: {budget}; "
-        f"total {result['total_seconds'] / 60:.0f} min. The machine was "
+        f"{sum(row.get('wall_seconds', 0) for row in rows) / 60:.0f} min in all. The machine was "
         f"shared: 1-minute load average {min(loads):.1f} to {max(loads):.1f} while the "
         f"recipes ran, so the times are only comparable within this table. Test NLL on the "
         f"data set's fixed test split (nats per example); bits/dim for image recipes (of the "
@@ -169,6 +173,8 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="same as --epochs-scale 0.05")
     parser.add_argument("--num-points", type=int, default=10000,
                         help="size of the generated 2-D data sets (as `train --num-points`)")
+    parser.add_argument("--jit-compile", choices=["auto", "true", "false"], default="auto",
+                        help="as `train --jit-compile` (XLA compilation dominates short runs)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per recipe")
     parser.add_argument("--report", action="store_true", help="only re-render the table")
     args = parser.parse_args(argv)
@@ -182,13 +188,12 @@ def main(argv=None):
         unknown = sorted(set(names) - set(models.RECIPES))
         if unknown:
             parser.error(f"unknown models {unknown}; the zoo has: {', '.join(models.RECIPES)}")
-        start = time.time()
-        rows = measure(names, scale, args.num_points, args.timeout)
+        rows = measure(names, scale, args.num_points, args.timeout, args.jit_compile)
         if not args.models:  # a full run replaces the table, so removed recipes drop out
             result["rows"] = {}
         result["rows"].update(rows)
         result.update(date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                      machine=machine(), total_seconds=time.time() - start,
+                      machine=machine(),
                       arguments="".join(f" {a}" for a in (argv or sys.argv[1:])))
         RESULTS.mkdir(exist_ok=True)
         RESULTS_FILE.write_text(json.dumps(result, indent=1))
