@@ -70,6 +70,8 @@ def _small_options(name):
     if name in DISCRETE_IMAGE_OPTIONS:  # dequantized recipes: 4x4 images of integer levels
         return (4, 4, 1), DISCRETE_IMAGE_OPTIONS[name]
     wanted = dict(num_layers=2, hidden_units=(8,), hidden_size=3)
+    if name == "ffjord":  # (TFP's adaptive solver is slow in eager mode; rk4 is tested there)
+        wanted.update(num_layers=1, solver="rk4", num_steps=4)
     accepted = inspect.signature(models.RECIPES[name][0]).parameters
     return 2, {k: v for k, v in wanted.items() if k in accepted}
 
