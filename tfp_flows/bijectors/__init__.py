@@ -1,6 +1,7 @@
 """Bijectors that TFP lacks, one per module. Each is a `tfb.Bijector` subclass."""
 
 from tfp_flows.bijectors.actnorm import ActNorm, initialize_actnorms
+from tfp_flows.bijectors.amortized_flow import AmortizedFlow, amortized_flow_model
 from tfp_flows.bijectors.closed_form_log_prob_invert import ClosedFormLogProbInvert
 from tfp_flows.bijectors.deep_sigmoidal import DeepSigmoidal
 from tfp_flows.bijectors.factor_out import FactorOut
@@ -39,3 +40,4 @@ __all__ += ["LogisticMixtureCDFTransformer", "LogisticMixtureCouplingFn",
 __all__ += ["FastSamplingMAF"]
 __all__ += ["MixtureCDF", "MixtureCDFCouplingFn", "cdf_flow_distribution",
             "ClosedFormLogProbInvert"]
+__all__ += ["AmortizedFlow", "amortized_flow_model"]

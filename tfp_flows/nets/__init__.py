@@ -1,5 +1,6 @@
 """Keras 3 conditioner networks; masks are applied in the forward pass."""
 
+from tfp_flows.nets.amortized_flow_params import AmortizedFlowParameters
 from tfp_flows.nets.conv_coupling_net import ConvCouplingNet
 from tfp_flows.nets.coupling_mlp import CouplingMLP
 from tfp_flows.nets.lipschitz_mlp import LipschitzMLP
@@ -16,3 +17,4 @@ __all__ += ["ConvCouplingNet"]
 __all__ += ["LipschitzMLP"]
 __all__ += ["SplineCouplingMLP"]
 __all__ += ["ODEDynamics"]
+__all__ += ["AmortizedFlowParameters"]

@@ -1,0 +1,149 @@
+"""Amortised planar / radial / Sylvester flows: parameters produced by a network from a context.
+
+Rezende & Mohamed (2015) and van den Berg et al. (2018, seed 002, §4.1) amortise the flow
+of a VAE posterior: the encoder maps x to a hidden vector h, and a linear map of h gives
+the parameters of every flow layer, so each x gets its own flow q(z | x). The same
+construction gives a conditional density p(x | c) with h = c.
+
+`AmortizedFlow(parameter_network)` is a conditional bijector (`is_conditional = True`,
+context keyword `conditional_input`, routed by `tfp_flows.conditioning` and `FlowModel`):
+
+    f_c = g_L ∘ ... ∘ g_1 ∘ a,   a(z) = loc(c) + exp(log_scale(c)) ⊙ z (optional),
+
+with g_l a `Planar`, `Radial` or `Sylvester` bijector whose parameters, batch shape [...]
+of the context, come from `nets.AmortizedFlowParameters` (free parameters, constrained by
+the bijectors' own code: planar û with wᵀû > -1, radial beta > -alpha, Sylvester tanh
+diagonals and orthonormal / Householder / permutation Q). log-dets add up over the
+layers; the inverse is each layer's inverse (closed form for radial, a bracketed scalar
+Newton solve for planar and Sylvester).
+
+`flow(context)` returns the concrete `tfb.Chain` for a batch of contexts (compute the
+parameters once and use its forward and log-det, as a VAE does).
+"""
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_flows.bijectors.planar import Planar
+from tfp_flows.bijectors.radial import Radial
+from tfp_flows.bijectors.sylvester import Sylvester
+from tfp_flows.conditioning import CONTEXT_KWARG
+from tfp_flows.nets.amortized_flow_params import AmortizedFlowParameters, radial_alpha_constraint
+
+tfb = tfp.bijectors
+
+
+def _layer_bijector(flow_kind, params, index, dtype):
+    """The bijector of layer `index` from its free parameters (batched tensors)."""
+    name = f"{flow_kind.replace('-', '_')}_{index}"
+    if flow_kind == "planar":
+        return Planar(w=params["w"], u=params["u"], b=params["b"], name=name)
+    if flow_kind == "radial":
+        alpha = radial_alpha_constraint(dtype).forward(params["alpha_free"])
+        return Radial(params["center"], alpha, beta_unconstrained=params["beta_free"],
+                      name=name)
+    q_kind = flow_kind.split("-", 1)[1]
+    return Sylvester(params["r"], params["r_tilde"], params["bias"], params.get("q_params"),
+                     q_kind=q_kind, permute=(q_kind == "triangular" and index % 2 == 1),
+                     name=name)
+
+
+class AmortizedFlow(tfb.Bijector):
+    """A stack of planar, radial or Sylvester layers whose parameters depend on a context.
+
+    Args:
+      parameter_network: a `nets.AmortizedFlowParameters` layer (context -> parameters).
+      validate_args: Python bool, passed to the bijector.
+      name: name of the bijector (and its key in `bijector_kwargs` routing).
+
+    Call with the context as keyword: `forward(z, conditional_input=c)`, c of shape
+    [..., context_size] broadcasting against z's batch shape [..., D].
+    """
+
+    is_conditional = True
+
+    def __init__(self, parameter_network, validate_args=False, name="amortized_flow"):
+        parameters = dict(locals())
+        if not isinstance(parameter_network, AmortizedFlowParameters):
+            raise TypeError(f"AmortizedFlow needs a nets.AmortizedFlowParameters layer; got "
+                            f"{type(parameter_network).__name__}.")
+        self._parameter_network = parameter_network
+        dtype = tf.as_dtype(parameter_network.compute_dtype)
+        with tf.name_scope(name) as name:
+            super().__init__(forward_min_event_ndims=1, validate_args=validate_args,
+                             dtype=dtype, parameters=parameters, name=name)
+
+    @classmethod
+    def _parameter_properties(cls, dtype, num_classes=None):
+        return {}  # the parameters live in the network; batch shape comes from the context
+
+    @property
+    def parameter_network(self):
+        return self._parameter_network
+
+    @property
+    def event_size(self):
+        return self._parameter_network.event_size
+
+    def flow(self, context):
+        """The concrete chain f_c for `context` [..., context_size]: a `tfb.Chain`."""
+        if context is None:
+            raise ValueError(f"AmortizedFlow {self.name!r} is conditional but got no context: "
+                             f"pass {CONTEXT_KWARG}=c (FlowModel(..., context_shape=...) "
+                             f"does it).")
+        net = self._parameter_network
+        context = tf.convert_to_tensor(context, self.dtype)
+        if context.shape.rank is not None and context.shape[-1] is not None \
+                and context.shape[-1] != net.context_size:
+            raise ValueError(f"AmortizedFlow {self.name!r} expects a context of size "
+                             f"{net.context_size}, got shape {context.shape.as_list()}.")
+        out = net(context)
+        parts = []
+        if net.location_scale:
+            parts += [tfb.Shift(out["loc"], name="loc"),
+                      tfb.Scale(log_scale=out["log_scale"], name="scale")]
+        for i, params in enumerate(out["layers"]):
+            parts.insert(0, _layer_bijector(net.flow_kind, params, i, self.dtype))
+        # Chain applies its list from the last element to the first.
+        return tfb.Chain(parts, name="amortized_chain")
+
+    def _check_event(self, x):
+        d = x.shape[-1]
+        if d is not None and d != self.event_size:
+            raise ValueError(f"AmortizedFlow {self.name!r} has event size {self.event_size}, "
+                             f"got inputs of shape {x.shape.as_list()}.")
+
+    def _forward(self, x, **kwargs):
+        self._check_event(x)
+        return self.flow(kwargs.get(CONTEXT_KWARG)).forward(x)
+
+    def _inverse(self, y, **kwargs):
+        self._check_event(y)
+        return self.flow(kwargs.get(CONTEXT_KWARG)).inverse(y)
+
+    def _forward_log_det_jacobian(self, x, **kwargs):
+        return self.flow(kwargs.get(CONTEXT_KWARG)).forward_log_det_jacobian(x, event_ndims=1)
+
+    def _inverse_log_det_jacobian(self, y, **kwargs):
+        return self.flow(kwargs.get(CONTEXT_KWARG)).inverse_log_det_jacobian(y, event_ndims=1)
+
+
+def amortized_flow_model(event_size, context_size, flow_kind, *, num_layers=4,
+                         hidden_units=(64, 64), activation="relu", location_scale=True,
+                         num_hidden=None, num_reflections=None, dtype="float32", seed=None,
+                         name="amortized_flow"):
+    """A conditional `FlowModel` p(x | c): N(0, I) pushed through an `AmortizedFlow`.
+
+    Train with `fit(c, x)`. `hidden_units` is the MLP from c to the flow parameters;
+    `location_scale` adds the context-dependent diagonal affine map first.
+    """
+    from tfp_flows.flow_model import FlowModel
+
+    net = AmortizedFlowParameters(flow_kind, event_size, num_layers, context_size,
+                                  hidden_units=hidden_units, activation=activation,
+                                  location_scale=location_scale, num_hidden=num_hidden,
+                                  num_reflections=num_reflections, seed=seed, dtype=dtype,
+                                  name=f"{name}_parameters")
+    base = tfp.distributions.MultivariateNormalDiag(loc=tf.zeros([int(event_size)], dtype))
+    dist = tfp.distributions.TransformedDistribution(base, AmortizedFlow(net, name=name))
+    return FlowModel(dist, context_shape=[int(context_size)], name=name)
