@@ -21,9 +21,10 @@ error bound in that module's docstring), with implicit-function gradients.
 Domain of the inverse: y in [0, 1]. The end points 0 and 1, which float rounding produces
 from F within half an ulp of them (and which a Uniform sampler can return), are read as the
 nearest interior values (tiny, 1 - eps/2), so they give finite x. Outside [0, 1]
-the inverse is -inf (y < 0), +inf (y > 1) or NaN (y NaN) and the inverse log-det is -inf, so
-a density over (0, 1) built with this bijector gives log_prob -inf there; with
-`validate_args=True` such inputs raise `InvalidArgumentError` instead.
+the inverse is -inf (y < 0), +inf (y > 1) or NaN (y NaN), the inverse log-det is -inf and
+the forward log-det at x = +-inf is taken as 0, so a density over (0, 1) built with this
+bijector gives log_prob -inf there (NaN for NaN); with `validate_args=True` such inputs
+raise `InvalidArgumentError` instead.
 """
 
 import numpy as np
@@ -38,6 +39,7 @@ from tensorflow_probability.python.internal import (
 
 from tfp_flows.bijectors.closed_form_log_prob_invert import ClosedFormLogProbInvert
 from tfp_flows.bijectors.mixture_cdf_math import (
+    UNIT_VARIANCE_LOG_SCALE,
     check_kind,
     check_num_components,
     coupling_outputs,
@@ -84,17 +86,20 @@ class MixtureCDF(tfb.Bijector):
 
     @classmethod
     def trainable(cls, event_size, *, num_components=5, kind="gaussian", seed=None,
-                  dtype=tf.float32, loc_spread=1.5, init_log_scale=0.0, validate_args=False,
+                  dtype=tf.float32, loc_spread=1.5, init_log_scale=None, validate_args=False,
                   name="mixture_cdf"):
         """An elementwise mixture CDF over R^event_size owning fresh variables.
 
-        Starts with equal weights, scales exp(init_log_scale) and locations
+        Starts with equal weights, scales exp(init_log_scale) (default: unit-variance
+        components, s = 1 for Gaussians and sqrt(3) / pi for logistics) and locations
         loc_spread * linspace(-1, 1, K) plus 0.1 N(0, 1) jitter drawn from `seed` (distinct
         components; identical ones would stay identical under training). The defaults
         suit standardised data.
         """
         dtype = tf.as_dtype(dtype)
         d, k = int(event_size), int(num_components)
+        if init_log_scale is None:
+            init_log_scale = UNIT_VARIANCE_LOG_SCALE[check_kind(kind)]
         seed = [0, 0] if seed is None else [0, int(seed)]
         spread = tf.linspace(tf.constant(-loc_spread, dtype), tf.constant(loc_spread, dtype), k)
         jitter = 0.1 * tf.random.stateless_normal([d, k], seed=seed, dtype=dtype)
@@ -145,7 +150,10 @@ class MixtureCDF(tfb.Bijector):
         return tf.where(log_cdf < np.log(0.5), tf.exp(log_cdf), -tf.math.expm1(log_sf))
 
     def _forward_log_det_jacobian(self, x):
-        return self._mixture(x)[2]
+        log_pdf = self._mixture(x)[2]
+        # x = +-inf is what the inverse returns outside [0, 1]; a log-det of 0 there keeps a
+        # density built on the CDF's range at -inf (TFP evaluates the log-det at x).
+        return tf.where(tf.math.is_inf(x), tf.zeros_like(log_pdf), log_pdf)
 
     def _checked(self, y):
         if not self.validate_args:
@@ -198,7 +206,8 @@ class MixtureCDFCouplingFn:
     The conditioner, a `nets.CouplingMLP(shift_only=True)`, outputs 3K numbers per coordinate
     of x1: K logits, K locations (plus fixed offsets loc_spread * linspace(-1, 1, K), so a
     zero-initialised network starts with distinct components) and K log-scales (softly
-    bounded by 7). A class with a config so that the flow saves to a `.keras` file.
+    bounded by 7, offset to unit-variance components at zero output). A class with a config
+    so that the flow saves to a `.keras` file.
     """
 
     def __init__(self, conditioner, num_components=5, kind="gaussian", loc_spread=1.5,
@@ -214,8 +223,9 @@ class MixtureCDFCouplingFn:
     def __call__(self, x0, output_units, **condition_kwargs):
         raw = coupling_outputs(self.conditioner, x0, output_units, 3 * self.num_components,
                                **condition_kwargs)
-        logits, locs, log_scales = split_mixture_outputs(raw, self.num_components,
-                                                         loc_spread=self.loc_spread)
+        logits, locs, log_scales = split_mixture_outputs(
+            raw, self.num_components, loc_spread=self.loc_spread,
+            log_scale_offset=UNIT_VARIANCE_LOG_SCALE[self.kind])
         return MixtureCDF(logits, locs, log_scales, kind=self.kind,
                           num_iterations=self.num_iterations)
 

@@ -41,6 +41,10 @@ MIXTURE_KINDS = ("logistic", "gaussian")
 
 _HALF_LOG_TWO_PI = 0.5 * math.log(2.0 * math.pi)
 
+# log s of a unit-variance component (a logistic with scale s has variance pi^2 s^2 / 3):
+# the initial log-scales, so that both kinds start with the same spread.
+UNIT_VARIANCE_LOG_SCALE = {"gaussian": 0.0, "logistic": math.log(math.sqrt(3.0) / math.pi)}
+
 
 def check_kind(kind):
     if kind not in MIXTURE_KINDS:
@@ -146,13 +150,14 @@ def solve_logit_cdf(u, logits, locs, log_scales, kind="logistic", num_iterations
 
 
 def split_mixture_outputs(raw, num_components, num_extra=0, loc_spread=1.0,
-                          log_scale_bound=7.0):
+                          log_scale_bound=7.0, log_scale_offset=0.0):
     """Network outputs [..., 3K + num_extra] -> (logits, locs, log_scales, extras...).
 
     The locations get fixed offsets loc_spread * linspace(-1, 1, K), so a zero-initialised
     network starts with distinct components (identical components would get identical
-    gradients and never separate); log-scales are softly bounded by
-    log_scale_bound * tanh(raw / log_scale_bound). Used by the coupling `bijector_fn`s.
+    gradients and never separate); log-scales are log_scale_offset plus the raw ones softly
+    bounded by log_scale_bound * tanh(raw / log_scale_bound). Used by the coupling
+    `bijector_fn`s.
     """
     k = int(num_components)
     logits, locs, log_scales = raw[..., :k], raw[..., k:2 * k], raw[..., 2 * k:3 * k]
@@ -160,6 +165,7 @@ def split_mixture_outputs(raw, num_components, num_extra=0, loc_spread=1.0,
     locs = locs + tf.constant(loc_spread * offsets, raw.dtype)
     if log_scale_bound is not None:
         log_scales = log_scale_bound * tf.tanh(log_scales / log_scale_bound)
+    log_scales = log_scales + log_scale_offset
     extras = [raw[..., 3 * k + i] for i in range(num_extra)]
     return (logits, locs, log_scales, *extras)
 
