@@ -18,6 +18,7 @@ stdlib only.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -147,10 +148,15 @@ def compare(a):
             print(f"== repeat {r + 1}: config {cfg}", flush=True)
             cmds = commands(cfg, raw)
             rep["configs"][cfg] = {}
+            steps = step_budget(cfg, a.config_steps)
             for name in runners:
-                rec = run_one(name, cmds[name], raw / f"{name}_{cfg}.json",
-                              logs / f"{name}_{cfg}.log")
+                if name == OURS_LOOP and r >= a.loop_repeats:
+                    continue  # the hand-written loop is a reference for fit(), not a peer
+                with child_env(NF_BENCH_STEPS=steps):
+                    rec = run_one(name, cmds[name], raw / f"{name}_{cfg}.json",
+                                  logs / f"{name}_{cfg}.log")
                 rep["configs"][cfg][name] = summary(rec, cfg)
+            rep.setdefault("steps", {})[cfg] = steps
         repeats.append(rep)
         # written after every repeat, so an interrupted run keeps the repeats it finished
         result = {"date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
@@ -160,6 +166,29 @@ def compare(a):
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "compare.json").write_text(json.dumps(result, indent=1))
     render()
+
+
+def step_budget(cfg, config_steps):
+    """NF_BENCH_STEPS for one config: from --config-steps (cfg=N,...), else the environment's
+    (None: the protocol's budgets)."""
+    for item in filter(None, (config_steps or "").split(",")):
+        name, _, n = item.partition("=")
+        if name == cfg:
+            return n
+    return os.environ.get("NF_BENCH_STEPS")
+
+
+@contextlib.contextmanager
+def child_env(**values):
+    """Set (or, for None, unset) environment variables for the processes started inside."""
+    old = {k: os.environ.get(k) for k in values}
+    try:
+        for k, v in values.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, str(v))
+        yield
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
 def machine():
@@ -305,12 +334,16 @@ def run_note(res):
           for v in runs.values() if v]
     fl = [x for x in fl if x is not None]
     steps = res.get("steps_override")
-    counts = ", ".join(f"{c} {sum(c in rep['configs'] for rep in reps)}"
-                       for c in CONFIG_ORDER if any(c in rep["configs"] for rep in reps))
+    present = [c for c in CONFIG_ORDER if any(c in rep["configs"] for rep in reps)]
+    counts = ", ".join(f"{c} {sum(c in rep['configs'] for rep in reps)}" for c in present)
     s = (f"Runs per config: {counts}; finished {res['date_utc']} UTC "
          f"({res['machine']['cpu']}, {res['machine']['cores']} cores); ")
-    s += (f"NF_BENCH_STEPS={steps} training steps per run (shortened from the protocol's "
-          f"3000/1500); " if steps else "the protocol's step budgets (3000; gmm32 1500); ")
+    per = {c: (reps[0].get("steps") or {}).get(c, steps) for c in present}
+    if any(per.values()):
+        s += ("training steps per run (NF_BENCH_STEPS; the protocol asks 3000, gmm32 1500): "
+              + ", ".join(f"{c} {per[c] or 'protocol'}" for c in present) + "; ")
+    else:
+        s += "the protocol's step budgets (3000; gmm32 1500); "
     if fl:
         s += (f"foreign CPU load while the runners ran: median {statistics.median(fl):.2f}, "
               f"max {max(fl):.2f} cores (of 2).")
@@ -443,6 +476,10 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--configs", default="gmm8,checker,gmm32")
     ap.add_argument("--steps", type=int, default=120, help="scaling: steps per point")
+    ap.add_argument("--config-steps", default="",
+                    help="compare: NF_BENCH_STEPS per config, e.g. checker=1000,gmm32=200")
+    ap.add_argument("--loop-repeats", type=int, default=99,
+                    help="compare: run the hand-written-loop reference only in the first N repeats")
     ap.add_argument("--no-setup", action="store_true", help="skip setup_envs.sh")
     ap.add_argument("--ours-only", action="store_true")
     a = ap.parse_args()

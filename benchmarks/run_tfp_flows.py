@@ -11,7 +11,10 @@ step through `common.train_loop` instead (the reference for "fit() vs a hand loo
 
 Differences from the peers, all chosen by the library's defaults: MADE's output layer
 starts at zero (`zero_init_output=True`, a fresh flow is the identity); the kernels are
-multiplied by their masks in the forward pass.
+multiplied by their masks in the forward pass. The MAF layers are
+`tfp_flows.bijectors.FastSamplingMAF` (TFP's MAF with the same density code; its sampling
+runs each MADE only on the units each output needs); `--maf tfp` uses
+`tfb.MaskedAutoregressiveFlow` itself.
 
     .venv/bin/python benchmarks/run_tfp_flows.py --config gmm8 --out /tmp/x.json
     .venv/bin/python benchmarks/run_tfp_flows.py --config gmm8 --jit false --spe 1 \
@@ -69,6 +72,9 @@ def parse_args(argv=None):
     ap.add_argument("--eval", choices=["xla", "graph", "eager"], default="xla")
     ap.add_argument("--reuse", choices=["on", "off"], default="on",
                     help="off: FlowModel's loss evaluates each MADE twice, as TFP's MAF asks")
+    ap.add_argument("--maf", choices=["fast", "tfp"], default="fast",
+                    help="fast: tfp_flows.bijectors.FastSamplingMAF (blockwise sampling); "
+                         "tfp: tfb.MaskedAutoregressiveFlow (D full MADE passes per sample)")
     ap.add_argument("--peak", action="store_true", help="only measure matmul GFLOP/s")
     return ap.parse_args(argv)
 
@@ -85,19 +91,21 @@ def variant_name(a):
     if a.mode == "loop":
         return f"hand loop, tf.function(jit_compile={a.jit == 'true'}); eval {a.eval}"
     return (f"fit(): jit_compile={a.jit}, steps_per_execution={a.spe}, data={a.data}, "
-            f"non-finite check={a.check}, MADE reuse={a.reuse}; eval {a.eval}")
+            f"non-finite check={a.check}, MADE reuse={a.reuse}, MAF={a.maf}; eval {a.eval}")
 
 
-def build_model(cfg, seed=None):
+def build_model(cfg, seed=None, maf="fast"):
     """FlowModel of the common workload; returns (model, n_params)."""
     seed = common.MODEL_SEED if seed is None else seed
     keras.utils.set_random_seed(seed)
     D, H, L = cfg["D"], cfg["hidden"], cfg["layers"]
+    maf_class = {"fast": tfp_flows.bijectors.FastSamplingMAF,
+                 "tfp": tfb.MaskedAutoregressiveFlow}[maf]
     bijectors = []
     for i in range(L):
         made = nets.MADE(D, params=2, hidden_units=[H] * cfg["hidden_layers"],
                          activation="relu", log_scale_bound=None)  # plain exp, like the peers
-        bijectors.append(tfb.MaskedAutoregressiveFlow(made, name=f"maf_{i}"))
+        bijectors.append(maf_class(made, name=f"maf_{i}"))
         if i < L - 1:
             bijectors.append(tfb.Permute(list(range(D))[::-1]))
     dist = tfd.TransformedDistribution(
@@ -224,7 +232,7 @@ def build_factory(a, holder):
             import contextlib
 
             nets.made.reuse_outputs = contextlib.nullcontext
-        model, n_params = build_model(cfg)
+        model, n_params = build_model(cfg, maf=a.maf)
         print(f"  tfp_flows MAF: {n_params} trainable parameters "
               f"(common workload expects {common.expected_param_count(cfg)})", flush=True)
         jit = {"auto": "auto", "true": True, "false": False}[a.jit]
