@@ -20,21 +20,24 @@ tfb = tfp.bijectors
 
 
 def build_residual(event_size, *, num_layers=6, hidden_units=(64, 64), activation="lipswish",
-                   lipschitz_constant=0.9, log_det="exact", dtype="float32", seed=None,
-                   name="residual"):
+                   lipschitz_constant=0.9, log_det="exact", context_size=None, dtype="float32",
+                   seed=None, name="residual"):
     """An invertible-residual-flow `FlowModel`: `num_layers` blocks x + g(x), Lip(g) <= c.
 
     log_det: 'exact' (log det(I + J_g) from the closed-form Jacobian, O(D^3) per example,
     cheap for the zoo's sizes) or 'estimator' (the Russian-roulette power series of
     Residual Flows: unbiased, stochastic, O(terms * cost(g))).
+    context_size: k makes it conditional, p(x | ctx): ctx joins each g's first layer through
+    an unconstrained kernel, and the bound Lip(g(., ctx)) <= lipschitz_constant holds in x
+    for every context (see nets.LipschitzMLP). Train with fit(ctx, x).
     """
     blocks = [tfb.Invert(Residual.trainable(
                   event_size, seed=None if seed is None else seed * 1000 + i, dtype=dtype,
                   hidden_units=hidden_units, activation=activation,
                   lipschitz_constant=lipschitz_constant, log_det=log_det,
-                  name=f"residual_{i}"), name=f"inverted_residual_{i}")
+                  context_size=context_size, name=f"residual_{i}"), name=f"inverted_residual_{i}")
               for i in range(num_layers)]
-    return flow_model(event_size, blocks, dtype, name)
+    return flow_model(event_size, blocks, dtype, name, context_size)
 
 
 RECIPES = {

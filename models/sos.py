@@ -20,18 +20,20 @@ tfb = tfp.bijectors
 
 def build_sos(event_size, *, num_layers=3, num_polynomials=3, polynomial_degree=2,
               hidden_units=(64, 64), activation="relu", permutation="reverse",
-              dtype="float32", seed=None, name="sos"):
+              context_size=None, dtype="float32", seed=None, name="sos"):
     """An SOS-flow `FlowModel`: `num_layers` SOS autoregressive layers with permutations.
 
     num_polynomials: K squared polynomials per coordinate; polynomial_degree: r (each
-    transformer has degree 2r + 1).
+    transformer has degree 2r + 1). context_size: k makes it conditional, p(x | c) with
+    c in R^k fed to every MADE: train with fit(c, x).
     """
     layers = [sos_maf(event_size, num_polynomials=num_polynomials,
                       polynomial_degree=polynomial_degree, hidden_units=hidden_units,
-                      activation=activation, dtype=dtype,
+                      activation=activation, dtype=dtype, context_size=context_size,
                       seed=None if seed is None else seed * 1000 + i, name=f"sos_{i}")
               for i in range(num_layers)]
-    return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name)
+    return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name,
+                      context_size)
 
 
 RECIPES = {
