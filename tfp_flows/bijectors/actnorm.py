@@ -41,6 +41,10 @@ class ActNorm(tfb.Bijector):
       initialized: optional bool tf.Variable recording data-dependent initialisation.
       validate_args: check that log_scale and shift have the same shape.
       name: name of the bijector.
+
+    Accurate for (float64; tests/bijectors/test_properties.py: finite, round trip within 1e-7
+    relative, log-det = autodiff within 1e-6) |log_scale| <= 20, |shift| <= 100 and |x| <= 1e3.
+    Domain: all of R; every parameter value is allowed.
     """
 
     def __init__(self, log_scale, shift, initialized=None, validate_args=False,

@@ -29,6 +29,11 @@ class ClosedFormLogProbInvert(tfb.Invert):
     Use it to put a flow whose forward (data -> base) is closed form into a
     `TransformedDistribution` (base -> data): log_prob then never runs the flow's inverse.
     Sampling runs it (that is the inverse's job). Args as `tfb.Invert`.
+
+    Accurate for (float64; tests/bijectors/test_properties.py: finite, round trip within 1e-7
+    relative, log-det = autodiff within 1e-6) the wrapped bijector's ranges (tested on
+    LogisticMixtureCDFTransformer, |logits| <= 5, |locs| <= 5, log_scales in [-3, 2], K <= 3,
+    |x| <= 20). Domain: the wrapped bijector's range.
     """
 
     def __init__(self, bijector, validate_args=False, name=None):

@@ -83,6 +83,10 @@ class DeepSigmoidal(tfb.Bijector):
       validate_args: check that the parameters are finite (raises `InvalidArgumentError`).
         The last axis is always checked to hold a multiple of 3 values.
       name: name scope.
+
+    Accurate for (float64; tests/bijectors/test_properties.py: finite, round trip within 1e-7
+    relative, log-det = autodiff within 1e-6) |unnormalized_params| <= 5, K <= 4 and |x| <= 10.
+    Domain: all of R; non-finite parameters give NaN, or raise under validate_args.
     """
 
     def __init__(self, unnormalized_params, *, tolerance=None, max_iterations=100,

@@ -33,6 +33,11 @@ class FactorOut(tfb.Bijector):
       event_ndims: event rank: 3 for channels-last images, 1 for vectors.
       validate_args: Python bool.
       name: name of the bijector.
+
+    Accurate for (float64; tests/bijectors/test_properties.py: finite, round trip within 1e-7
+    relative, log-det = autodiff within 1e-6) the wrapped bijector's ranges (tested with
+    NICEScaling, |log_scale| <= 5, |x| <= 100). Domain: that of the wrapped bijector on the
+    kept part; the rest passes unchanged.
     """
 
     def __init__(self, bijector, num_kept=None, event_ndims=3, validate_args=False,

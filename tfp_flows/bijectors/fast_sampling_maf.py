@@ -35,6 +35,10 @@ class FastSamplingMAF(tfb.MaskedAutoregressiveFlow):
     input_order 'left-to-right', no context, and the event is a vector of static size;
     otherwise `forward` is TFP's `tf.while_loop`. Same constructor as
     `tfb.MaskedAutoregressiveFlow`.
+
+    Accurate for (float64; tests/bijectors/test_properties.py: finite, round trip within 1e-7
+    relative, log-det = autodiff within 1e-6) MADE weights N(0, s^2) with s in [0.1, 1] and
+    |x_i| <= 20 (D = 3). Domain: all of R^D.
     """
 
     @classmethod

@@ -63,6 +63,11 @@ class ImageAffineCoupling(tfb.Bijector):
       dtype: float dtype of the flow.
       validate_args: Python bool.
       name: name of the bijector.
+
+    Accurate for (float64; tests/bijectors/test_properties.py: finite, round trip within 1e-7
+    relative, log-det = autodiff within 1e-6) ConvCouplingNet weights N(0, s^2) with s in [0.1,
+    1] and |x| <= 20 ([2, 2, 2] images, channel and checkerboard masks). Domain: all of R^{H x
+    W x C}; log-scales are clamped to +-log_scale_clamp.
     """
 
     def __init__(self, conditioner, mask, log_scale_clamp=3.0, dtype=tf.float32,

@@ -22,6 +22,10 @@ class Invertible1x1Conv(InvertibleDense):
     """Glow's invertible 1×1 convolution over channels-last images (see module docstring).
 
     Same arguments as `InvertibleDense`; `bias` defaults to None.
+
+    Accurate for (float64; tests/bijectors/test_properties.py: finite, round trip within 1e-7
+    relative, log-det = autodiff within 1e-6) the ranges of `InvertibleDense` (C = 3, on [2, 2,
+    3] images). Domain: all of R^{H x W x C}.
     """
 
     def __init__(self, lower_upper, log_abs_diag, sign_diag=None, permutation=None, bias=None,

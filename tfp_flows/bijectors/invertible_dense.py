@@ -72,6 +72,11 @@ class InvertibleDense(tfb.Bijector):
       bias: optional [..., C].
       validate_args: check that `permutation` is a permutation and signs are ±1.
       name: name of the bijector.
+
+    Accurate for (float64; tests/bijectors/test_properties.py: finite, round trip within 1e-7
+    relative, log-det = autodiff within 1e-6) entries of lower_upper in [-2, 2], |log_abs_diag|
+    <= 3, |bias| <= 10 and |x_i| <= 100 (C = 3). Domain: all of R^C; W is invertible for every
+    parameter value.
     """
 
     def __init__(self, lower_upper, log_abs_diag, sign_diag=None, permutation=None, bias=None,

@@ -64,6 +64,11 @@ class LogisticMixtureCDFTransformer(tfb.Bijector):
     through x[..., None]; the batch shape is the broadcast of logits/locs/log_scales
     without their K axis and a, b. Network outputs of shape [batch, d, K] and [batch, d]
     give a per-example, per-coordinate transformer (as in a coupling's `bijector_fn`).
+
+    Accurate for (float64; tests/bijectors/test_properties.py: finite, round trip within 1e-7
+    relative, log-det = autodiff within 1e-6) |logits| <= 5, |locs| <= 5, log_scales in [-3,
+    2], |a| <= 3, |b| <= 5, K <= 4 and |x| <= 20. Domain: all of R; non-finite parameters raise
+    under validate_args.
     """
 
     def __init__(self, logits, locs, log_scales, a=0.0, b=0.0, num_iterations=None,

@@ -66,6 +66,11 @@ class MixtureCDF(tfb.Bijector):
 
     Parameters broadcast against x[..., None]; the batch shape is theirs without the K axis.
     See the module docstring for the inverse's domain.
+
+    Accurate for (float64; tests/bijectors/test_properties.py: finite, round trip within 1e-7
+    relative, log-det = autodiff within 1e-6) |logits| <= 5, |locs| <= 5, log_scales in [-3,
+    2], K <= 4 and |x| <= 8 (both kinds). Domain of the inverse: [0, 1] (see the module
+    docstring: -inf/+inf outside, so log_prob -inf; raises under validate_args).
     """
 
     def __init__(self, logits, locs, log_scales, kind="gaussian", num_iterations=None,

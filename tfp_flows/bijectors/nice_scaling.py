@@ -27,6 +27,10 @@ class NICEScaling(tfb.Bijector):
       log_scale: float tensor s, broadcast against x (e.g. shape [D] for vectors).
       validate_args: Python bool (there is nothing to validate: every s is allowed).
       name: name of the bijector.
+
+    Accurate for (float64; tests/bijectors/test_properties.py: finite, round trip within 1e-7
+    relative, log-det = autodiff within 1e-6) |log_scale| <= 20 and |x| <= 1e3. Domain: all of
+    R; every log_scale is allowed.
     """
 
     def __init__(self, log_scale, validate_args=False, name="nice_scaling"):

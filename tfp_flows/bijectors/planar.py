@@ -64,6 +64,11 @@ class Planar(tfb.Bijector):
       name: name of the bijector.
 
     Batch shapes of w, u, b broadcast (amortised flows pass per-example parameters).
+
+    Accurate for (float64; tests/bijectors/test_properties.py: finite, round trip within 1e-7
+    relative, log-det = autodiff within 1e-6) entries of w, u and b in [-5, 5] (w = 0 included:
+    then f is the translation z + u tanh(b)) and |x_i| <= 20. Domain: all of R^D; every
+    parameter value gives a bijection.
     """
 
     def __init__(self, w, u, b, validate_args=False, name="planar"):
@@ -118,6 +123,11 @@ class Planar(tfb.Bijector):
         """The reparametrised û with wᵀû > -1."""
         return planar_u_hat(tf.convert_to_tensor(self._u), tf.convert_to_tensor(self._w))
 
+    def _softplus_w_dot_u(self, w):
+        """softplus(wᵀu) = 1 + wᵀû; 1 where w = 0 (there û = u, wᵀû = 0: a translation)."""
+        sp = tf.math.softplus(tf.reduce_sum(w * tf.convert_to_tensor(self._u), axis=-1))
+        return tf.where(tf.reduce_sum(w * w, axis=-1) > 0, sp, tf.ones_like(sp))
+
     def _forward(self, z):
         w, b = tf.convert_to_tensor(self._w), tf.convert_to_tensor(self._b)
         pre = tf.reduce_sum(w * z, axis=-1) + b
@@ -128,7 +138,7 @@ class Planar(tfb.Bijector):
         # cancellation as tanh² + softplus(wᵀu) (1 - tanh²) > 0, accurate even when wᵀu << 0.
         w, b = tf.convert_to_tensor(self._w), tf.convert_to_tensor(self._b)
         th = tf.tanh(tf.reduce_sum(w * z, axis=-1) + b)
-        sp = tf.math.softplus(tf.reduce_sum(w * tf.convert_to_tensor(self._u), axis=-1))
+        sp = self._softplus_w_dot_u(w)
         th2 = th * th
         return tf.math.log(th2 + sp * (1.0 - th2))
 
@@ -136,7 +146,7 @@ class Planar(tfb.Bijector):
         w, b = tf.convert_to_tensor(self._w), tf.convert_to_tensor(self._b)
         u_hat = self.u_hat()
         # wᵀû = m(wᵀu) analytically (> -1), not the rounded dot product of w and û.
-        w_dot_u_hat = tf.math.softplus(tf.reduce_sum(w * tf.convert_to_tensor(self._u), -1)) - 1
+        w_dot_u_hat = self._softplus_w_dot_u(w) - 1.0
         alpha = solve_linear_plus_tanh(tf.reduce_sum(w * y, axis=-1), w_dot_u_hat,
                                        tf.ones([], y.dtype), b)
         return y - u_hat * tf.tanh(alpha + b)[..., tf.newaxis]

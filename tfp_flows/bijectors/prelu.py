@@ -33,6 +33,11 @@ class PReLU(tfb.Bijector):
       alpha: positive float tensor, `tf.Variable` or `tfp.util.TransformedVariable`.
       validate_args: check that alpha > 0 (raises `InvalidArgumentError` otherwise).
       name: name scope.
+
+    Accurate for (float64; tests/bijectors/test_properties.py: finite, round trip within 1e-7
+    relative, log-det = autodiff within 1e-6) alpha in [1e-3, 1e3] and |x| <= 1e3. Domain: all
+    of R (log_prob is finite for every finite x); alpha <= 0 is no bijection and raises under
+    validate_args.
     """
 
     def __init__(self, alpha, validate_args=False, name="prelu"):

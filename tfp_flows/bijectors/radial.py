@@ -55,6 +55,11 @@ class Radial(tfb.Bijector):
       beta_unconstrained: float tensor [...], the alternative to `beta` (exactly one).
       validate_args: check alpha > 0 and beta >= -alpha (raises `InvalidArgumentError`).
       name: name scope.
+
+    Accurate for (float64; tests/bijectors/test_properties.py: finite, round trip within 1e-7
+    relative, log-det = autodiff within 1e-6) alpha in [1e-3, 1e2], |beta_unconstrained| <= 20,
+    |center_i| <= 10 and |x_i| <= 50 (d = 3). Domain: all of R^d; alpha <= 0 or beta < -alpha
+    is no bijection and raises under validate_args.
     """
 
     def __init__(self, center, alpha, beta=None, validate_args=False, name="radial", *,

@@ -94,6 +94,11 @@ class Residual(tfb.Bijector):
         'ignore'): the fixed-point inverse.
       validate_args: also assert convergence of the inverse in graph mode.
       name: name scope.
+
+    Accurate for (float64; tests/bijectors/test_properties.py: finite, round trip within 1e-7
+    relative, log-det = autodiff within 1e-6) `trainable` blocks (hidden_units (8,), seeded
+    Glorot weights) with lipschitz_constant in [0.1, 0.9] and |x_i| <= 10 (d = 3). Domain: all
+    of R^d; LipschitzMLP refuses a lipschitz_constant outside (0, 1) with a ValueError.
     """
 
     def __init__(self, g, *, event_size=None, log_det="auto", exact_log_det_max_size=16,

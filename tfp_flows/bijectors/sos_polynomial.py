@@ -83,6 +83,13 @@ class SOSPolynomial(tfb.Bijector):
       max_bracket_doublings: bracket doublings (a bound of 2^n).
       validate_args: check the coefficients are finite and not all zero.
       name: name scope.
+
+    Accurate for (float64; tests/bijectors/test_properties.py: finite, round trip within 1e-7
+    relative, log-det = autodiff within 1e-6) coefficients in [-2, 2] with |a_{1,0}| >= 0.1 in
+    each dimension, K <= 3, r <= 2, |shift| <= 5 and |x| <= 3; the inverse is accurate to 1e-7
+    (1 + |y|) in y, i.e. in x up to that over dT/dx, which vanishes where every polynomial
+    does. Domain: all of R; all-zero coefficients (T constant) are no bijection and raise under
+    validate_args.
     """
 
     def __init__(self, coefficients, shift=None, *, tolerance=None, max_iterations=100,
@@ -296,6 +303,10 @@ class SOSAutoregressive(tfb.MaskedAutoregressiveFlow):
       unroll_loop: passed to `tfb.MaskedAutoregressiveFlow` (sampling loop unrolled).
       validate_args, name: as for any bijector.
       **sos_kwargs: passed to each inner `SOSPolynomial` (tolerance, max_iterations, ...).
+
+    Accurate for (float64; tests/bijectors/test_properties.py: finite, round trip within 1e-7
+    relative, log-det = autodiff within 1e-6) MADE weights N(0, s^2) with s in [0.05, 0.5] and
+    |x_i| <= 3 (D = 2, K = 3, r = 2). Domain: all of R^D.
     """
 
     def __init__(self, made, num_polynomials=3, polynomial_degree=2, *, unroll_loop=False,

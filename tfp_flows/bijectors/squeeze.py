@@ -28,6 +28,10 @@ class Squeeze(tfb.Bijector):
       factor: block size f (default 2).
       validate_args: Python bool; shape errors are raised statically when shapes are known.
       name: name of the bijector.
+
+    Accurate for (float64; tests/bijectors/test_properties.py: finite, round trip within 1e-7
+    relative, log-det = autodiff within 1e-6) every finite input (a reshape: exact). Domain:
+    images whose H and W divide by `factor`; other shapes raise a ValueError.
     """
 
     def __init__(self, factor=2, validate_args=False, name="squeeze"):

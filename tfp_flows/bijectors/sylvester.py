@@ -114,6 +114,12 @@ class Sylvester(tfb.Bijector):
       max_orthogonalization_iterations: cap on Björck iterations ("orthogonal").
       validate_args: Python bool; shape checks are always static ValueErrors.
       name: name of the bijector.
+
+    Accurate for (float64; tests/bijectors/test_properties.py: finite, round trip within 1e-7
+    relative, log-det = autodiff within 1e-6) entries of r, r_tilde, bias and q_params in [-3,
+    3] (D = 3, M = 2; M = 3 for 'triangular'), V of condition number < 1e3 ('orthogonal'),
+    ||v_k|| > 1e-3 ('householder'), and |x_i| <= 20. Domain: all of R^D; a rank-deficient V or
+    a zero v_k has no Q and gives NaN (not checked).
     """
 
     def __init__(self, r, r_tilde, bias, q_params=None, *, q_kind="orthogonal",
