@@ -53,8 +53,9 @@ def _scipy_cdf_pdf(x, params, kind):
 def test_check_bijector_float32_float64(kind, params):
     """x are the float64 quantiles of y in (0.01, 0.99), so that F(x) is not within float32
     rounding of 0 or 1 (there no float32 CDF flow can invert: the error in x is the CDF's
-    resolution, 6e-8, over the density). Measured largest round-trip errors: float64 2e-13,
-    float32 9e-5 (relative to |x|)."""
+    resolution, 6e-8, over the density). Measured largest |inverse(forward(x)) - x|:
+    float64 1.6e-14, float32 2.3e-5 (both for scales ~ 20, |x| up to ~ 60); elsewhere
+    float64 <= 1.8e-15, float32 <= 1.9e-6."""
     x = _factory(params, kind)(tf.float64).inverse(tf.constant(Y)).numpy()
     y = RNG.uniform(0.01, 0.99, (16, 3))
     report = check_bijector(_factory(params, kind), x, y=y,
