@@ -288,3 +288,14 @@ def test_mixture_cdf_outside_unit_interval():
     assert np.all(ildj == -np.inf)
     with pytest.raises(tf.errors.InvalidArgumentError):
         fb.MixtureCDF(*params, validate_args=True).inverse(y)
+
+
+def test_planar_with_zero_normal_is_a_translation():
+    """w = 0: f(z) = z + u tanh(b), log-det 0 and an exact inverse (the smallest case
+    hypothesis drew; before the fix the log-det was log(log 2) = -0.367)."""
+    bij = fb.Planar(np.zeros(3), np.array([0.5, -2.0, 1.0]), np.float64(0.3))
+    z = tf.constant([[1.0, 2.0, 3.0], [-4.0, 0.0, 5.0]], F64)
+    y = bij.forward(z)
+    np.testing.assert_allclose(y.numpy(), z.numpy() + np.tanh(0.3) * np.array([0.5, -2, 1]))
+    assert np.all(bij.forward_log_det_jacobian(z, event_ndims=1).numpy() == 0.0)
+    np.testing.assert_allclose(bij.inverse(tf.identity(y)).numpy(), z.numpy(), atol=1e-12)
