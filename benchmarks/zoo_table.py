@@ -101,8 +101,9 @@ def measure_one(name, epochs_scale, num_points, jit_compile="auto"):
             "parameters": int(model.count_params())}
 
 
-def measure(names, epochs_scale, num_points, timeout, jit_compile="auto"):
-    """{name: row}, one recipe after another; a failure or a timeout is that recipe's row."""
+def measure(names, epochs_scale, num_points, timeout, jit_compile="auto", on_row=None):
+    """{name: row}, one recipe after another; a failure or a timeout is that recipe's row.
+    on_row(rows) runs after every recipe (to save what is measured so far)."""
     import keras
 
     signal.signal(signal.SIGALRM, _on_alarm)
@@ -117,7 +118,10 @@ def measure(names, epochs_scale, num_points, timeout, jit_compile="auto"):
         except RecipeTimeout:
             row = {"model": name, "error": f"no result within {timeout} s"}
         except Exception as e:  # noqa: BLE001 (one recipe's failure is its row, not the end)
-            row = {"model": name, "error": f"{type(e).__name__}: {e}"[:300]}
+            if time.time() - start >= timeout:  # the alarm went off inside TF's C++ code
+                row = {"model": name, "error": f"no result within {timeout} s"}
+            else:
+                row = {"model": name, "error": f"{type(e).__name__}: {e}"[:300]}
         finally:
             signal.alarm(0)
         loads.append(_loadavg())
@@ -125,6 +129,8 @@ def measure(names, epochs_scale, num_points, timeout, jit_compile="auto"):
                    epochs_scale=epochs_scale, num_points=num_points, jit_compile=jit_compile)
         print(json.dumps(row), flush=True)
         rows[name] = row
+        if on_row:
+            on_row(rows)
     return rows
 
 
@@ -188,15 +194,19 @@ def main(argv=None):
         unknown = sorted(set(names) - set(models.RECIPES))
         if unknown:
             parser.error(f"unknown models {unknown}; the zoo has: {', '.join(models.RECIPES)}")
-        rows = measure(names, scale, args.num_points, args.timeout, args.jit_compile)
         if not args.models:  # a full run replaces the table, so removed recipes drop out
             result["rows"] = {}
-        result["rows"].update(rows)
-        result.update(date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                      machine=machine(),
-                      arguments="".join(f" {a}" for a in (argv or sys.argv[1:])))
-        RESULTS.mkdir(exist_ok=True)
-        RESULTS_FILE.write_text(json.dumps(result, indent=1))
+        earlier = dict(result["rows"])
+
+        def save(rows):  # after every recipe, so an interrupted run keeps what it measured
+            result["rows"] = {**earlier, **rows}
+            result.update(date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                          machine=machine(),
+                          arguments="".join(f" {a}" for a in (argv or sys.argv[1:])))
+            RESULTS.mkdir(exist_ok=True)
+            RESULTS_FILE.write_text(json.dumps(result, indent=1))
+
+        measure(names, scale, args.num_points, args.timeout, args.jit_compile, save)
     text = table(result)
     print(text)
     if not put_block(REPO / "README.md", "zoo", text):
