@@ -26,8 +26,9 @@ F64 = tf.float64
 SETTINGS = dict(deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.filter_too_much])
-SLOW = {"SOSAutoregressive", "FastSamplingMAF", "Residual", "ImageAffineCoupling", "Sylvester",
-        "MixtureCDF", "LogisticMixtureCDFTransformer", "ClosedFormLogProbInvert"}
+SLOW = {"AmortizedFlow", "SOSAutoregressive", "FastSamplingMAF", "Residual",
+        "ImageAffineCoupling", "Sylvester", "MixtureCDF", "LogisticMixtureCDFTransformer",
+        "ClosedFormLogProbInvert"}
 ROUND_TRIP_TOL = 1e-7
 LOG_DET_TOL = 1e-6
 
@@ -58,25 +59,26 @@ def perturb_weights(bij, data, lo=0.1, hi=1.0):
     return bij
 
 
-def autodiff_log_det(bij, x):
+def autodiff_log_det(bij, x, **kwargs):
     """log|det dy/dx| per example, from the full autodiff Jacobian of the flattened event."""
     x = tf.identity(x)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        y = bij.forward(x)
+        y = bij.forward(x, **kwargs)
     jac = tape.batch_jacobian(y, x)
     n, d = int(x.shape[0]), int(np.prod(x.shape[1:]))
     return tf.linalg.slogdet(tf.reshape(jac, [n, d, d]))[1]
 
 
-def check_properties(bij, x, event_ndims):
-    """The three properties; x: [n, *event] float64 with event of rank event_ndims."""
+def check_properties(bij, x, event_ndims, **kwargs):
+    """The three properties; x: [n, *event] float64 with event of rank event_ndims; kwargs
+    (a context) go to every call."""
     x = tf.constant(x, F64)
     assert x.shape.rank == event_ndims + 1
-    y = bij.forward(tf.identity(x))
-    x_back = bij.inverse(tf.identity(y))
-    fldj = bij.forward_log_det_jacobian(tf.identity(x), event_ndims=event_ndims)
-    ildj = bij.inverse_log_det_jacobian(tf.identity(y), event_ndims=event_ndims)
+    y = bij.forward(tf.identity(x), **kwargs)
+    x_back = bij.inverse(tf.identity(y), **kwargs)
+    fldj = bij.forward_log_det_jacobian(tf.identity(x), event_ndims=event_ndims, **kwargs)
+    ildj = bij.inverse_log_det_jacobian(tf.identity(y), event_ndims=event_ndims, **kwargs)
     for name, t in (("forward", y), ("inverse", x_back), ("fldj", fldj), ("ildj", ildj)):
         assert t.dtype == F64, f"{name} returned {t.dtype.name}"
         assert np.all(np.isfinite(t.numpy())), f"{name} not finite: {t.numpy()}"
@@ -90,7 +92,7 @@ def check_properties(bij, x, event_ndims):
     err = np.abs(x_back.numpy() - x_np)
     assert np.all(err <= allowed), f"round trip: error {err.max():.3e} (x {x_np})"
     fldj = np.broadcast_to(fldj.numpy(), [x.shape[0]])
-    reference = autodiff_log_det(bij, x).numpy()
+    reference = autodiff_log_det(bij, x, **kwargs).numpy()
     err = np.abs(fldj - reference) / (1.0 + np.abs(reference))
     assert err.max() <= LOG_DET_TOL, f"fldj vs autodiff: {fldj} vs {reference}"
     err = np.abs(np.broadcast_to(ildj.numpy(), fldj.shape) + fldj) / (1.0 + np.abs(fldj))
@@ -237,6 +239,21 @@ def case_image_affine_coupling(data):
     return perturb_weights(bij, data), floats(data, -20.0, 20.0, [2, 2, 2, 2]), 3
 
 
+def case_amortized_flow(data):
+    from tfp_flows.nets import AmortizedFlowParameters
+    from tfp_flows.nets.amortized_flow_params import FLOW_KINDS
+
+    kind = data.draw(st.sampled_from(FLOW_KINDS))
+    net = AmortizedFlowParameters(kind, 3, 2, 2, hidden_units=(8,),
+                                  location_scale=data.draw(st.booleans()),
+                                  seed=seed_of(data), dtype="float64")
+    bij = fb.AmortizedFlow(net)
+    context = floats(data, -3.0, 3.0, [4, 2])
+    bij.forward(tf.zeros([4, 3], F64), conditional_input=context)  # build the network
+    perturb_weights(bij.parameter_network, data, 0.1, 1.0)
+    return bij, floats(data, -10.0, 10.0, [4, 3]), 1, {"conditional_input": context}
+
+
 CASES = {
     "PReLU": case_prelu, "NICEScaling": case_nice_scaling, "ActNorm": case_actnorm,
     "Radial": case_radial, "Planar": case_planar, "Sylvester": case_sylvester,
@@ -246,6 +263,7 @@ CASES = {
     "LogisticMixtureCDFTransformer": case_logistic_mixture_cdf,
     "MixtureCDF": case_mixture_cdf, "Residual": case_residual,
     "ClosedFormLogProbInvert": case_closed_form_log_prob_invert,
+    "AmortizedFlow": case_amortized_flow,
     "SOSAutoregressive": case_sos_autoregressive, "FastSamplingMAF": case_fast_sampling_maf,
     "ImageAffineCoupling": case_image_affine_coupling,
 }
@@ -264,16 +282,16 @@ def test_every_bijector_has_a_property_case():
 @settings(max_examples=3, **SETTINGS)
 @given(data=st.data())
 def test_properties(name, data):
-    bij, x, event_ndims = CASES[name](data)
-    check_properties(bij, x, event_ndims)
+    bij, x, event_ndims, *kwargs = CASES[name](data)
+    check_properties(bij, x, event_ndims, **(kwargs[0] if kwargs else {}))
 
 
 @pytest.mark.parametrize("name", sorted(SLOW))
 @settings(max_examples=2, **SETTINGS)
 @given(data=st.data())
 def test_properties_of_slow_bijectors(name, data):
-    bij, x, event_ndims = CASES[name](data)
-    check_properties(bij, x, event_ndims)
+    bij, x, event_ndims, *kwargs = CASES[name](data)
+    check_properties(bij, x, event_ndims, **(kwargs[0] if kwargs else {}))
 
 
 # ------------------------------------------------------------------ outside the domain

@@ -58,6 +58,13 @@ class AmortizedFlow(tfb.Bijector):
 
     Call with the context as keyword: `forward(z, conditional_input=c)`, c of shape
     [..., context_size] broadcasting against z's batch shape [..., D].
+
+    Accurate for (float64; tests/bijectors/test_properties.py: finite, round trip within 1e-7
+    relative, log-det = autodiff within 1e-6) a flow kind drawn from the five (2 examples per
+    run), 2 layers, D = 3, context size 2, parameter MLP (8,) with weights N(0, s^2), s in
+    [0.1, 1], contexts in [-3, 3], with or without the location-scale part, and |x_i| <= 10.
+    Domain: all of R^D for every context; the layers' own limits apply (Planar, Radial,
+    Sylvester).
     """
 
     is_conditional = True
