@@ -76,6 +76,12 @@ class FlowModel(keras.Model):
     finite is skipped inside the compiled step and `fit()` stops with a warning naming the
     epoch and batch; the weights are those of the last finite step.
 
+    Several devices: build and compile under a `tf.distribute` strategy's scope
+    (`MirroredStrategy`, `MultiWorkerMirroredStrategy`); each step's gradient is that of the
+    mean loss over the global batch, as on one device. Reproducibility: call
+    `keras.utils.set_random_seed(s)` before building (bitwise-equal runs on CPU); on GPUs also
+    `tf.config.experimental.enable_op_determinism()`, a process-wide switch left to the user.
+
     Data: `fit(x)`, `evaluate(x)`, `predict(x)` take the data alone (no targets), as NumPy
     arrays, tensors or a `tf.data.Dataset` yielding batches of events. Arrays are checked
     before anything runs: non-floating dtypes, a wrong event shape and NaN/Inf (with the
