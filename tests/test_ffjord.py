@@ -49,7 +49,8 @@ def test_exact_trace_equals_tfp_trace_jacobian_exact(rng):
 def test_hutchinson_log_prob_is_random_and_unbiased_against_the_exact_trace(rng):
     """Same weights, fixed-step solver (identical trajectories): the Hutchinson log-density
     averaged over 4000 Rademacher draws per point matches the exact one within 4 standard
-    errors. Measured (D = 3, 4 points): largest |mean - exact| / SE 1.9; SE about 0.01 nats."""
+    errors. Measured (D = 3, 4 points): |mean - exact| / SE 0.64, 1.18, 0.25, 0.26;
+    SE 0.005 to 0.008 nats."""
     tf.random.set_seed(0)
     exact = _perturbed_ffjord(3, trace="exact", solver="rk4", num_steps=4)
     noisy = _perturbed_ffjord(3, trace="hutchinson", solver="rk4", num_steps=4)
