@@ -433,6 +433,23 @@ def scaling_table(res):
     return "\n".join(out)
 
 
+def ab_table(res):
+    """ab_eval.py's same-process A/B measurements, one table per config and metric."""
+    out = ["Same process, variants called in turn, medians over rounds (`ab_eval.py`); "
+           "the speed-up is against the first row of each block.\n"]
+    for key, block in res.items():
+        out.append(f"\n**{key}** ({block['time_utc']} UTC, load average {block['loadavg'][0]} "
+                   "on 2 cores)\n")
+        out.append("| variant | ms per call | samples/s | speed-up | first call s "
+                   "| max abs diff to the first |")
+        out.append("|---|---|---|---|---|---|")
+        for name, r in block["rows"].items():
+            out.append(f"| {name} | {r['ms_median']:.1f} | {f0(r['samples_per_s'])} | "
+                       f"{r['speedup_vs_first']:.2f}x | {r['first_call_s']:.1f} | "
+                       f"{r['max_abs_diff_vs_first']:.2g} |")
+    return "\n".join(out)
+
+
 def put_block(path, name, text):
     p = Path(path)
     if not p.exists():
@@ -448,7 +465,7 @@ def put_block(path, name, text):
 
 
 def render():
-    files = {k: RESULTS / f"{k}.json" for k in ("compare", "levers", "scaling")}
+    files = {k: RESULTS / f"{k}.json" for k in ("compare", "levers", "scaling", "ab_eval")}
     res = {k: json.loads(f.read_text()) for k, f in files.items() if f.exists()}
     readme = HERE / "README.md"
     if "compare" in res:
@@ -463,6 +480,10 @@ def render():
         t = levers_table(res["levers"])
         print(t)
         put_block(readme, "levers", t)
+    if "ab_eval" in res:
+        t = ab_table(res["ab_eval"])
+        print(t)
+        put_block(readme, "ab", t)
     if "scaling" in res:
         t = scaling_table(res["scaling"])
         print(t)
