@@ -16,9 +16,10 @@ SMALL = dict(num_layers=2, hidden_units=(32,), num_components=3, dequantizer_lay
 
 @pytest.mark.slow
 def test_flowpp_inverts_trains_jointly_and_samples_levels():
-    """Measured (seed 0, 256 digits): bound NLL 234.6 nats at init -> 133.3 after
-    initialize_actnorms -> 120.3 after 8 Adam steps (3e-3, batch 64), the dequantizer's
-    weights moved; reconstructions of the levels exact. Thresholds: drop > 5 nats."""
+    """Measured (seed 0): round trip 1.8e-7 on [0, 1] pixel values; bound NLL on 256 digits
+    133.2 nats after initialize_actnorms -> 120.1 after 8 Adam steps (3e-3, batch 64), the
+    dequantizer's weights moved; reconstructions of the levels exact. Thresholds: round trip
+    1e-4, drop > 5 nats."""
     from tfp_flows import datasets
 
     keras.utils.set_random_seed(0)
@@ -32,6 +33,7 @@ def test_flowpp_inverts_trains_jointly_and_samples_levels():
     z = flow.inverse(v)
     assert z.shape == (32, 64)
     err = float(tf.reduce_max(tf.abs(flow.forward(tf.identity(z)) - v)))
+    print("round trip max error", err)
     assert err < 1e-4, err
     assert initialize_actnorms(model, x[:256]) == 2
     dequantizer_weights = [w.numpy().copy() for w in model.trainable_weights

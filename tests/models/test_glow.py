@@ -22,7 +22,8 @@ def levels():
 
 @pytest.mark.slow
 def test_glow_inverts_exactly_keeps_shapes_and_trains(levels):
-    """Two scales, one step each. Measured (seed 0): bound NLL on 512 digits 239.0 nats at
+    """Two scales, one step each. Measured (seed 0): round trip 3.9e-7 (perturbed weights);
+    bound NLL on 512 digits 239.0 nats at
     init -> 166.8 after initialize_actnorms -> 160.1 after 8 Adam steps (3e-3, batch 64).
     Thresholds: round trip 1e-4 on [0, 1] pixel values; a drop > 3 nats from training."""
     keras.utils.set_random_seed(0)
@@ -38,6 +39,7 @@ def test_glow_inverts_exactly_keeps_shapes_and_trains(levels):
     z = flow.inverse(v)
     assert z.shape == (64, 8, 8, 1)
     err = float(tf.reduce_max(tf.abs(flow.forward(tf.identity(z)) - v)))
+    print("round trip max error", err)
     assert err < 1e-4, err
     np.testing.assert_array_equal(dist.reconstruct(x[:64]).numpy(), x[:64])
 
