@@ -23,6 +23,6 @@ RECIPES = {
     "radial": Recipe(
         build_radial, "radial flows (for VI posteriors; a weak density estimator)",
         data_defaults={
-            "*": {"learning_rate": 5e-3},
+            "*": {"learning_rate": 2e-2},
             "breast-cancer": {"batch_size": 64, "epochs": 100, "learning_rate": 2e-3}}),
 }
