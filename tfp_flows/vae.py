@@ -175,11 +175,14 @@ class FlowVAE(keras.Model):
         z, log_q = self.sample_posterior(self.encode(x), num_samples)
         return self.decoder_log_likelihood(x, z) + self._log_prior(z) - log_q
 
-    def importance_log_likelihood(self, x, num_samples=500, batch_size=50):
-        """IW estimate of log p(x) per example (NumPy [n]): logsumexp_k(log w_k) - log k."""
+    def importance_log_likelihood(self, x, num_samples=500, batch_size=50, jit_compile=False):
+        """IW estimate of log p(x) per example (NumPy [n]): logsumexp_k(log w_k) - log k.
+
+        Batches of `batch_size` examples, each with `num_samples` posterior samples.
+        """
         x = np.asarray(x, np.float32)
 
-        @tf.function(jit_compile=True)
+        @tf.function(jit_compile=jit_compile)
         def estimate(batch):
             log_w = self.log_weights(batch, num_samples)
             return tf.reduce_logsumexp(log_w, axis=0) - tf.math.log(
@@ -188,12 +191,14 @@ class FlowVAE(keras.Model):
         return np.concatenate([estimate(tf.constant(x[i:i + batch_size])).numpy()
                                for i in range(0, len(x), batch_size)])
 
-    def evaluate_elbo(self, x, batch_size=500):
-        """Mean one-sample ELBO over x (NumPy float)."""
+    def evaluate_elbo(self, x, batch_size=500, num_passes=1, jit_compile=False):
+        """Mean one-sample ELBO over x, averaged over `num_passes` draws (NumPy float)."""
         x = np.asarray(x, np.float32)
-        fn = tf.function(self.elbo, jit_compile=True)
-        return float(np.mean(np.concatenate([fn(tf.constant(x[i:i + batch_size])).numpy()
-                                             for i in range(0, len(x), batch_size)])))
+        fn = tf.function(self.elbo, jit_compile=jit_compile)
+        passes = [sum(float(fn(tf.constant(x[i:i + batch_size])).numpy().sum())
+                      for i in range(0, len(x), batch_size)) / len(x)
+                  for _ in range(num_passes)]
+        return float(np.mean(passes))
 
     # ------------------------------------------------------------------ training
     @property
