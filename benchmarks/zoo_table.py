@@ -146,7 +146,7 @@ def table(result):
              "| parameters |", "|---|---|---|---|---|---|---|---|---|"]
     for name, row in sorted(result["rows"].items()):
         if "error" in row:
-            lines.append(f"| {name} | failed: {row['error']} | | | | | | | |")
+            lines.append(f"| {name} | not measured: {row['error']} | | | | | | | |")
             continue
         bpd = _number(row["bits_per_dim"], 3) if row["image"] else ""
         lines.append(f"| {name} | {row['data']} | {_number(row['test_nll'], 3)} | {bpd} | "
