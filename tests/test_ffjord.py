@@ -69,7 +69,7 @@ def test_solvers_agree_and_invert_with_measured_errors(rng):
     """Measured on a perturbed 2-D flow: round trips |f(f^-1(x)) - x| 1.9e-4 for dopri5
     (rtol = atol = 1e-5: the forward and inverse solves take different adaptive steps) and
     2.4e-7 for RK4 with 8 steps (its backward steps retrace the forward ones up to O(h^5));
-    thresholds 1e-3 and 1e-5. |log p_rk4(8) - log p_dopri5| below 1e-3."""
+    thresholds 1e-3 and 1e-5. |log p_rk4(8) - log p_dopri5| 4.6e-4; threshold 1e-3."""
     x = tf.constant(rng.standard_normal((64, 2)).astype("float32"))
     adaptive = _perturbed_ffjord(2, solver="dopri5")
     fixed = _perturbed_ffjord(2, solver="rk4", num_steps=8)
@@ -87,8 +87,11 @@ def test_solvers_agree_and_invert_with_measured_errors(rng):
 
 def test_float64_flow_evaluates_in_float64(rng):
     x = rng.standard_normal((16, 2))
-    model64 = _perturbed_ffjord(2, dtype="float64")
     model32 = _perturbed_ffjord(2)
+    model64 = models.build_ffjord(2, hidden_units=(16, 16), solver="rk4", num_steps=4,
+                                  dtype="float64")
+    for v64, v32 in zip(model64.trainable_variables, model32.trainable_variables, strict=True):
+        v64.assign(v32.numpy().astype("float64"))
     lp64 = model64.log_prob(x)
     assert lp64.dtype == tf.float64
     np.testing.assert_allclose(lp64.numpy(), model32.log_prob(x.astype("float32")).numpy(),
