@@ -85,13 +85,14 @@ def main(argv=None):
     parser.add_argument("--no-readme", action="store_true")
     args = parser.parse_args(argv)
     data = train_val_test(binarized_digits())
-    rows = []
+    rows, loads = [], [os.getloadavg()[0]]
     for posterior in args.posteriors:
         row = run_one(posterior, data, args.epochs, args.seed)
+        loads.append(os.getloadavg()[0])
         print(json.dumps(row), flush=True)
         rows.append(row)
     machine = (f"{platform.machine()} CPU, {os.cpu_count()} cores shared with other jobs "
-               f"(load average {os.getloadavg()[0]:.0f} at the end)")
+               f"(1-minute load average {min(loads):.0f} to {max(loads):.0f} between runs)")
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w") as f:
         json.dump({"machine": machine, "rows": rows}, f, indent=1)
