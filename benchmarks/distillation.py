@@ -50,6 +50,9 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--sample-n", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--clipnorm", type=float, default=1.0,
+                        help="global gradient-norm clip of the distillation steps (rare student "
+                             "samples in the teacher's far tails give huge gradients)")
     args = parser.parse_args(argv)
 
     keras.utils.set_random_seed(args.seed)
@@ -72,7 +75,8 @@ def main(argv=None):
     distilled = DistilledFlow(student, teacher, batch_size=args.batch_size, seed=args.seed)
     kl_before = distilled.kl_divergence(10000, seed=1)
     distilled.compile(optimizer=keras.optimizers.Adam(
-        keras.optimizers.schedules.CosineDecay(1e-3, args.distill_steps)))
+        keras.optimizers.schedules.CosineDecay(1e-3, args.distill_steps),
+        global_clipnorm=args.clipnorm))
     start = time.perf_counter()
     distilled.fit(epochs=1, steps_per_epoch=args.distill_steps, verbose=0)
     distill_seconds = time.perf_counter() - start
