@@ -170,7 +170,8 @@ def table(result):
         f"shared: 1-minute load average {min(loads):.1f} to {max(loads):.1f} while the "
         f"recipes ran, so the times are only comparable within this table. Test NLL on the "
         f"data set's fixed test split (nats per example); bits/dim for image recipes (of the "
-        f"17-level discrete data for digits). Train time: `fit()`, XLA compilation included.")
+        f"17-level discrete data for digits), as `train` reports them. Train time: `fit()`, "
+        f"graph tracing (and XLA compilation where on) included.")
     return "\n".join(lines)
 
 
