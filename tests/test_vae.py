@@ -34,16 +34,18 @@ def test_binarized_digits_are_fixed_binary_vectors():
 @pytest.mark.slow
 @pytest.mark.parametrize("posterior", POSTERIORS)
 def test_training_lowers_negative_elbo(posterior, digits):
-    """Threshold: -ELBO on the 256 training rows drops by more than 5 nats in 40 steps; fresh
-    models start near 44.6 nats (measured, fresh planar VAE on test rows: ELBO -44.6)."""
+    """measured (16 steps, batch 64, Adam 1e-2): -ELBO on the 256 training rows goes
+    44.45 -> 29.41 (diagonal), 43.94 -> 29.07 (planar), 44.39 -> 29.68 (radial),
+    44.14 -> 29.11 / 44.37 -> 29.40 / 44.24 -> 29.19 (Sylvester O / H / T),
+    44.46 -> 29.59 (iaf). Threshold: a drop of more than 10 nats."""
     train = digits[0][:256]
     model = small_vae(posterior)
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     before = -model.evaluate_elbo(train)
-    history = model.fit(train, epochs=10, batch_size=64, verbose=0)
+    history = model.fit(train, epochs=4, batch_size=64, verbose=0)
     after = -model.evaluate_elbo(train)
     assert np.isfinite(history.history["loss"]).all()
-    assert after < before - 5.0, (posterior, before, after)
+    assert after < before - 10.0, (posterior, before, after)
 
 
 def test_importance_bound_is_above_the_elbo(digits):
