@@ -1,5 +1,6 @@
 """Masked autoregressive flow whose sampling runs each MADE only on the units it needs."""
 
+import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -43,10 +44,14 @@ class FastSamplingMAF(tfb.MaskedAutoregressiveFlow):
 
     @classmethod
     def trainable(cls, event_size, *, hidden_units=(64, 64), activation="relu",
-                  log_scale_bound="auto", dtype="float32", validate_args=False, name=None):
-        """A FastSamplingMAF with a fresh `nets.MADE(event_size, params=2, ...)`."""
+                  log_scale_bound="auto", seed=None, dtype="float32", validate_args=False,
+                  name=None):
+        """A FastSamplingMAF with a fresh `nets.MADE(event_size, params=2, ...)`; `seed`
+        seeds its Glorot-uniform kernels (the output layer starts at zero, the identity)."""
         made = MADE(event_size, params=2, hidden_units=hidden_units, activation=activation,
-                    log_scale_bound=log_scale_bound, dtype=dtype)
+                    log_scale_bound=log_scale_bound, dtype=tf.as_dtype(dtype).name,
+                    kernel_initializer=keras.initializers.GlorotUniform(seed=seed))
+        made.build((None, int(event_size)))  # weights exist now: dtype and variables known
         return cls(made, validate_args=validate_args,
                    name=name or "fast_sampling_maf")
 
