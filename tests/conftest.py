@@ -17,3 +17,45 @@ def moons():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+# Longer training runs whose property another default test also checks (the zoo-wide builder
+# test trains, integrates and inverts every recipe; tests/test_conditional_families.py covers
+# the conditional spline and SOS flows). They measure how far a model gets, and keep the
+# default suite under 10 minutes on 2 cores: run them with `pytest -m heavy`.
+HEAVY = {
+    "tests/models/test_builders.py::test_realnvp_reaches_measured_nll_on_two_moons",
+    "tests/test_conditional_families.py::"
+    "test_trained_conditional_flow_is_normalised_close_and_exports[residual]",
+    "tests/test_conditional.py::test_conditional_density_integrates_to_one_for_each_context[iaf]",
+    "tests/test_ffjord.py::test_ffjord_fit_lowers_the_nll_on_two_moons",
+    "tests/test_ffjord.py::test_solvers_agree_and_invert_with_measured_errors",
+    "tests/bijectors/test_actnorm.py::test_glow_steps_on_two_moons_train_with_data_dependent_init",
+    "tests/bijectors/test_factor_out.py::test_multiscale_glow_trains_on_digits",
+    "tests/models/test_cdf2d.py::test_trains_on_two_moons_stays_normalised_and_inverts",
+    "tests/bijectors/test_sylvester.py::test_sylvester_flow_trains_and_stays_normalised",
+    "tests/bijectors/test_planar.py::test_planar_flow_trains_and_stays_normalised",
+    "tests/bijectors/test_sos_polynomial.py::"
+    "test_in_flow_model_integrates_trains_samples_exports[autoregressive]",
+    "tests/bijectors/test_sos_polynomial.py::"
+    "test_in_flow_model_integrates_trains_samples_exports[elementwise]",
+    "tests/bijectors/test_residual.py::test_in_flow_model_integrates_trains_samples_exports",
+    "tests/bijectors/test_radial.py::test_in_flow_model_integrates_trains_samples_exports",
+    "tests/bijectors/test_mixture_cdf.py::test_elementwise_cdf_flow_density_on_two_moons[gaussian]",
+    "tests/models/test_naf.py::test_naf_beats_affine_maf_of_equal_size_and_integrates_to_one",
+    "tests/test_vae.py::test_training_lowers_negative_elbo[radial]",
+    "tests/test_vae.py::test_training_lowers_negative_elbo[sylvester-orthogonal]",
+    "tests/test_vae.py::test_training_lowers_negative_elbo[sylvester-householder]",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    found = set()
+    for item in items:
+        if item.nodeid in HEAVY:
+            item.add_marker(pytest.mark.heavy)
+            found.add(item.nodeid)
+    whole_suite = not config.option.keyword and config.args == config.getini("testpaths")
+    if whole_suite and found != HEAVY:  # a renamed test must not silently drop out
+        raise pytest.UsageError(f"tests/conftest.py HEAVY names unknown tests: "
+                                f"{sorted(HEAVY - found)}")
