@@ -134,15 +134,14 @@ def compare(a):
         raw.mkdir(parents=True, exist_ok=True)
         logs.mkdir(parents=True, exist_ok=True)
         print(f"== repeat {r + 1}/{a.repeats}: matmul peaks", flush=True)
-        run_one("peak_tf", [TFPY, "run_tfp.py", "--peak", "--out", str(raw / "peak_tf.json")],
-                raw / "peak_tf.json", logs / "peak_tf.log", 300)
-        if not a.ours_only:
-            run_one("peak_torch", [TORCHPY, "run_torch.py", "--peak", "--out",
-                                   str(raw / "peak_torch.json")],
-                    raw / "peak_torch.json", logs / "peak_torch.log", 300)
-            run_one("peak_jax", ["env", f"XLA_FLAGS={JAX_XLA_FLAGS}", JAXPY, "run_flowjax.py",
-                                 "--peak", "--out", str(raw / "peak_jax.json")],
-                    raw / "peak_jax.json", logs / "peak_jax.log", 300)
+        peaks = {"tf": [TFPY, "run_tfp.py"], "torch": [TORCHPY, "run_torch.py"],
+                 "jax": ["env", f"XLA_FLAGS={JAX_XLA_FLAGS}", JAXPY, "run_flowjax.py"]}
+        for lib, cmd in peaks.items():
+            f = raw / f"peak_{lib}.json"
+            if (a.ours_only and lib != "tf") or (a.resume and f.exists()):
+                continue
+            run_one(f"peak_{lib}", cmd + ["--peak", "--out", str(f)], f,
+                    logs / f"peak_{lib}.log", 300)
         rep = {"peak_gflops": peaks_of(raw), "configs": {}}
         for cfg in configs:
             print(f"== repeat {r + 1}: config {cfg}", flush=True)
@@ -152,20 +151,26 @@ def compare(a):
             for name in runners:
                 if name == OURS_LOOP and r >= a.loop_repeats:
                     continue  # the hand-written loop is a reference for fit(), not a peer
-                with child_env(NF_BENCH_STEPS=steps):
-                    rec = run_one(name, cmds[name], raw / f"{name}_{cfg}.json",
-                                  logs / f"{name}_{cfg}.log")
+                out_json = raw / f"{name}_{cfg}.json"
+                rec = json.loads(out_json.read_text()) if a.resume and out_json.exists() else {}
+                if rec.get("status") != "ok":
+                    with child_env(NF_BENCH_STEPS=steps):
+                        rec = run_one(name, cmds[name], out_json, logs / f"{name}_{cfg}.log")
                 rep["configs"][cfg][name] = summary(rec, cfg)
             rep.setdefault("steps", {})[cfg] = steps
+            # written after every config, so an interrupted run keeps the configs it finished
+            save_compare(repeats + [rep])
         repeats.append(rep)
-        # written after every repeat, so an interrupted run keeps the repeats it finished
-        result = {"date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-                  "steps_override": os.environ.get("NF_BENCH_STEPS"),
-                  "gmm32_steps": os.environ.get("NF_BENCH_GMM32_STEPS"),
-                  "repeats": repeats, "machine": machine()}
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "compare.json").write_text(json.dumps(result, indent=1))
     render()
+
+
+def save_compare(repeats):
+    result = {"date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+              "steps_override": os.environ.get("NF_BENCH_STEPS"),
+              "gmm32_steps": os.environ.get("NF_BENCH_GMM32_STEPS"),
+              "repeats": repeats, "machine": machine()}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "compare.json").write_text(json.dumps(result, indent=1))
 
 
 def step_budget(cfg, config_steps):
@@ -501,6 +506,8 @@ def main():
                     help="compare: NF_BENCH_STEPS per config, e.g. checker=1000,gmm32=200")
     ap.add_argument("--loop-repeats", type=int, default=99,
                     help="compare: run the hand-written-loop reference only in the first N repeats")
+    ap.add_argument("--resume", action="store_true",
+                    help="compare: reuse the finished runs already in $NF_BENCH_OUT")
     ap.add_argument("--no-setup", action="store_true", help="skip setup_envs.sh")
     ap.add_argument("--ours-only", action="store_true")
     a = ap.parse_args()
