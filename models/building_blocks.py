@@ -6,6 +6,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_flows import FlowModel
+from tfp_flows.dequantization import DequantizedDistribution
 
 tfd, tfb = tfp.distributions, tfp.bijectors
 
@@ -72,3 +73,32 @@ def trainable_stack(bijector_class, event_size, num_layers, seed, dtype, prefix,
                                      dtype=dtype, name=f"{prefix}_{i}", **options,
                                      **(layer_options(i) if layer_options else {}))
             for i in range(num_layers)]
+
+
+def unit_interval_bijector(alpha, dtype):
+    """y in R -> v = (sigmoid(y) - alpha) / (1 - 2 alpha): the inverse logit preprocessing."""
+    return tfb.Chain([tfb.Scale(tf.constant(1.0 / (1.0 - 2.0 * alpha), dtype)),
+                      tfb.Shift(tf.constant(-alpha, dtype)), tfb.Sigmoid()],
+                     name="to_unit_interval")
+
+
+def on_discrete_levels(model, num_levels, *, alpha=0.05, seed=None):
+    """A vector recipe's `FlowModel` as a model of integer data k in {0, ..., L-1}^D.
+
+    The flow's density is pushed into the unit cube by `unit_interval_bijector(alpha)`
+    (so every sample lands in a cell) and wrapped in a `DequantizedDistribution` with
+    uniform dequantization: fresh noise u at every training step, v = (k + u) / L, and the
+    loss is the dequantization bound of log P(k) in bits/dim of the discrete data (see
+    `tfp_flows.dequantization`). The networks are the model's own (same variables).
+    """
+    if model.is_conditional:
+        raise ValueError("on_discrete_levels takes an unconditional model.")
+    flow = model.distribution
+    if not isinstance(getattr(flow, "bijector", None), tfb.Bijector):  # a flow of a base
+        raise ValueError(f"on_discrete_levels needs a TransformedDistribution; got "
+                         f"{type(flow).__name__}.")
+    to_unit = tfb.Chain([unit_interval_bijector(alpha, flow.dtype), flow.bijector],
+                        name=f"{model.name}_levels_chain")
+    continuous = tfd.TransformedDistribution(flow.distribution, to_unit)
+    return FlowModel(DequantizedDistribution(continuous, num_levels, seed=seed or 0),
+                     bits_per_dim=True, name=model.name)

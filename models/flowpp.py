@@ -1,7 +1,7 @@
 """Flow++ (Ho et al. 2019): logistic-mixture CDF couplings with variational dequantization.
 
 The density model over pixel values v in [0, 1]^D (images flattened to D = H W C) is, in
-the data -> latent direction, the inverse logit map (pixelmaf's `unit_interval_bijector`),
+the data -> latent direction, the inverse logit map (`building_blocks.unit_interval_bijector`),
 then `num_layers` steps of
 
     ActNorm (data-initialised) -> logistic-mixture CDF coupling -> fixed random permutation,
@@ -25,8 +25,8 @@ digits.
 
 import tensorflow as tf
 import tensorflow_probability as tfp
-from tfp_flows.models.building_blocks import kernel_initializer, permutation
-from tfp_flows.models.pixelmaf import image_shape, unit_interval_bijector
+from tfp_flows.models.building_blocks import kernel_initializer, permutation, unit_interval_bijector
+from tfp_flows.models.pixelmaf import image_shape
 from tfp_flows.models.recipe import Recipe
 
 from tfp_flows import FlowModel

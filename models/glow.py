@@ -26,7 +26,8 @@ runs it on the first training batch before `fit`).
 
 import tensorflow as tf
 import tensorflow_probability as tfp
-from tfp_flows.models.pixelmaf import image_shape, unit_interval_bijector
+from tfp_flows.models.building_blocks import unit_interval_bijector
+from tfp_flows.models.pixelmaf import image_shape
 from tfp_flows.models.recipe import Recipe
 
 from tfp_flows import FlowModel

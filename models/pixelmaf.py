@@ -23,7 +23,7 @@ import math
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
-from tfp_flows.models.building_blocks import kernel_initializer
+from tfp_flows.models.building_blocks import kernel_initializer, unit_interval_bijector
 from tfp_flows.models.naf import dsf_bijector_fn
 from tfp_flows.models.recipe import Recipe
 
@@ -57,13 +57,6 @@ def reverse_raster(shape, index):
     if c > 1:
         flips.append(tfb.Permute(list(range(c))[::-1], axis=-1, name=f"flip_channels_{index}"))
     return flips
-
-
-def unit_interval_bijector(alpha, dtype):
-    """y in R -> v = (sigmoid(y) - alpha) / (1 - 2 alpha): the inverse logit preprocessing."""
-    return tfb.Chain([tfb.Scale(tf.constant(1.0 / (1.0 - 2.0 * alpha), dtype)),
-                      tfb.Shift(tf.constant(-alpha, dtype)), tfb.Sigmoid()],
-                     name="to_unit_interval")
 
 
 def _layer(shape, index, transformer, hidden_size, conditioner_options, dtype, seed):

@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -76,6 +77,46 @@ def test_commands_from_a_run_folder_and_csv_data(tmp_path, capsys):
     assert cli.main(["export", "--run-dir", str(run), "--export-dir",
                      str(tmp_path / "exp")]) == 0
     assert (tmp_path / "exp" / "maf" / "1" / "saved_model.pb").exists()
+
+
+def test_vector_recipe_on_digits_trains_on_the_dequantization_bound(tmp_path, capsys):
+    """realnvp on the digits: integer levels, fresh uniform noise at every step, the loss
+    and the report in bits/dim of the discrete 17-level data; samples are levels."""
+    run = tmp_path / "run"
+    assert cli.main(["train", "--model", "realnvp", "--data", "digits", "--epochs", "2",
+                     "--num-layers", "2", "--hidden-units", "32", "--run-dir", str(run),
+                     "--no-export", "--verbose", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "= bits/dim of the discrete data (dequantization bound" in out
+    bits = float(re.search(r"\((\S+) bits/dim\)", out).group(1))
+    print(f"realnvp digits, 2 epochs: {bits:.3f} bits/dim (uniform over 17 levels: 4.087)")
+    assert 1.0 < bits < np.log2(17)
+    assert (run / "samples.png").stat().st_size > 0
+    assert cli.main(["sample", "--run-dir", str(run), "-n", "5"]) == 0
+    samples = np.load(run / "samples.npy")
+    assert samples.shape == (5, 64) and np.all(samples == np.round(samples))
+    assert samples.min() >= 0 and samples.max() <= 16
+
+
+def test_builder_options_the_recipe_does_not_take_are_refused_and_option_sets_any(
+        tmp_path, capsys):
+    run = tmp_path / "run"
+    base = ["train", "--model", "glow", "--epochs", "1", "--run-dir", str(run), "--no-export",
+            "--verbose", "0"]
+    assert cli.main([*base, "--num-layers", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "'glow' does not take --num-layers" in err and "num_steps" in err
+    assert cli.main([*base, "--option", "num_stepz=1"]) == 2
+    assert "does not take num_stepz" in capsys.readouterr().err
+    assert cli.main([*base, "--option", "8"]) == 2
+    assert "--option needs NAME=VALUE" in capsys.readouterr().err
+    assert cli.main([*base, "--option", "num_steps=1", "--option", "hidden_channels=4",
+                     "--option", "dequantization=uniform"]) == 0
+    config, model, _ = cli._restore(str(run))
+    assert config["clip_norm"] == 5.0
+    expected = models.build("glow", (8, 8, 1), num_steps=1, hidden_channels=4)
+    assert model.count_params() == expected.count_params() < models.build(
+        "glow", (8, 8, 1)).count_params()
 
 
 def test_bad_data_file_gives_error_naming_row_and_column(tmp_path, capsys):

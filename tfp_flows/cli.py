@@ -41,8 +41,17 @@ def _parser():
                        help="default: 256 or the recipe's")
     train.add_argument("--learning-rate", type=float, default=None,
                        help="default: 2e-3 or the recipe's")
+    train.add_argument("--clip-norm", type=float, default=5.0,
+                       help="Adam's global_clipnorm: rescale each step's gradients to this "
+                            "global norm at most (0: off). Default 5: the default MAF on two "
+                            "moons reached test NLL 1.74 / 1.82 with it, 2.05 / 1.92 without "
+                            "(seeds 0 / 1; a loss spike to 4666 in the first)")
     train.add_argument("--num-layers", type=int, default=None)
     train.add_argument("--hidden-units", type=int, nargs="+", default=None)
+    train.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                       help="any keyword argument of the recipe's builder, e.g. --option "
+                            "num_steps=8 for glow (VALUE is read as JSON, else as a string); "
+                            "repeatable")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--jit-compile", choices=["auto", "true", "false"], default="auto",
                        help="XLA for the train step ('auto': Keras decides; on with a GPU)")
@@ -90,11 +99,9 @@ def _load_data(config):
     name = config["data"]
     if os.path.splitext(name)[1] in (".npy", ".csv"):
         parts = datasets.train_val_test(datasets.load_file(name), seed=config["seed"])
-    else:
-        from tfp_flows.models import RECIPES  # dequantizing recipes take integer levels
-
+    else:  # dequantizing recipes (and vector ones on the digits) take integer levels
         parts = datasets.load(name, config["num_points"], seed=config["seed"],
-                              dequantize=not RECIPES[config["model"]].discrete)
+                              dequantize=_levels_dequantized_per_step(config) is None)
     from tfp_flows.models import IMAGE_RECIPES
 
     if config["model"] not in IMAGE_RECIPES:  # vector recipes see flattened events
@@ -156,19 +163,71 @@ def _resolve_defaults(config):
 TRAINING_DEFAULTS = {"epochs": 40, "batch_size": 256, "learning_rate": 2e-3}
 
 
-def _build_model(config, event_shape):
+def _levels_dequantized_per_step(config):
+    """The number of levels when the run models integer data through a dequantization
+    bound with fresh noise every step (recipes that dequantize themselves, and vector
+    recipes on the digits, see `_build_model`), else None (continuous data; the digits are
+    then dequantized once, for image recipes that take [0, 1] pixels)."""
+    from tfp_flows import datasets, models
+
+    recipe = models.RECIPES[config["model"]]
+    if config["data"] == "digits" and (recipe.discrete or not recipe.image):
+        return datasets.DIGIT_LEVELS
+    return None
+
+
+def _parse_options(pairs):
+    """{name: value} of --option NAME=VALUE arguments (VALUE read as JSON, else a string)."""
+    options = {}
+    for pair in pairs or []:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.isidentifier():
+            raise UsageError(f"--option needs NAME=VALUE with NAME a keyword argument of the "
+                             f"recipe's builder; got {pair!r}.")
+        try:
+            options[name] = json.loads(text)
+        except json.JSONDecodeError:
+            options[name] = text
+    return options
+
+
+def _builder_options(config):
+    """The builder's keyword arguments for a run: the recipe's defaults for the data set,
+    then the command line's; an option the builder does not take is a UsageError that
+    lists the ones it does."""
+    import inspect
+
     from tfp_flows import models
 
     options = {**config.get("recipe_options", {}), "seed": config["seed"]}
-    if config.get("num_layers") is not None:
-        options["num_layers"] = config["num_layers"]
-    if config.get("hidden_units") is not None:
-        options["hidden_units"] = config["hidden_units"]
-    if config.get("context_size") is not None:
-        options["context_size"] = config["context_size"]
+    given = {key: config[key] for key in ("num_layers", "hidden_units", "context_size")
+             if config.get(key) is not None}
+    given.update(_parse_options(config.get("option")))
+    accepted = [name for name, p in inspect.signature(
+        models.RECIPES[config["model"]].build).parameters.items()
+        if p.kind == p.KEYWORD_ONLY]
+    unknown = sorted(set(given) - set(accepted))
+    if unknown:
+        flags = ", ".join(f"--{u.replace('_', '-')}" if u in ("num_layers", "hidden_units")
+                          else u for u in unknown)
+        raise UsageError(f"Model {config['model']!r} does not take {flags}; its builder's "
+                         f"options are: {', '.join(accepted)} (set them with --option "
+                         f"NAME=VALUE).")
+    return {**options, **given}
+
+
+def _build_model(config, event_shape):
+    from tfp_flows import models
+    from tfp_flows.models.building_blocks import on_discrete_levels
+
+    options = _builder_options(config)
     image = config["model"] in models.IMAGE_RECIPES
     event = tuple(event_shape) if image else int(event_shape[0])
-    return models.build(config["model"], event, **options)
+    model = models.build(config["model"], event, **options)
+    levels = _levels_dequantized_per_step(config)
+    if levels is not None and not models.RECIPES[config["model"]].discrete:
+        model = on_discrete_levels(model, levels, seed=config["seed"])
+    return model
 
 
 def _restore(run_dir):
@@ -262,7 +321,9 @@ def _train(args):
 
         initialize_actnorms(model, train[: config["batch_size"]])
     jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
-    model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]), jit_compile=jit)
+    clip = config.get("clip_norm") or None  # 0: off
+    model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"], global_clipnorm=clip),
+                  jit_compile=jit)
 
     data_name = os.path.splitext(os.path.basename(config["data"]))[0]
     run_dir = args.run_dir or os.path.join("runs", f"{args.model}-{data_name}")

@@ -78,14 +78,18 @@ def test_glow_options_and_errors(levels):
 
 
 def test_cli_loads_the_digits_as_levels_for_dequantizing_recipes():
-    """`tfp-flows train --model glow` gets integer pixel values; vector recipes keep the
-    once-dequantized [0, 1] data; both split the same images the same way."""
+    """`tfp-flows train --model glow` gets integer pixel values, and so do vector recipes
+    (flattened; the CLI wraps them in a dequantization bound); pixelmaf, an image recipe
+    of [0, 1] pixels, keeps the once-dequantized data; all split the same images the same
+    way."""
     from tfp_flows import cli
 
     config = {"data": "digits", "model": "glow", "num_points": 0, "seed": 0}
     train, val, test = cli._load_data(config)
     assert train.shape[1:] == (8, 8, 1) and len(train) + len(val) + len(test) == 1797
     assert train.max() == 16 and np.all(train == np.round(train))
-    continuous = cli._load_data({**config, "model": "realnvp"})[0]
-    assert continuous.shape[1:] == (64,) and continuous.max() < 1.0
-    np.testing.assert_array_equal(np.floor(continuous * 17).reshape(train.shape), train)
+    flat = cli._load_data({**config, "model": "realnvp"})[0]
+    np.testing.assert_array_equal(flat, train.reshape(len(train), 64))
+    continuous = cli._load_data({**config, "model": "pixelmaf"})[0]
+    assert continuous.shape[1:] == (8, 8, 1) and continuous.max() < 1.0
+    np.testing.assert_array_equal(np.floor(continuous * 17), train)
