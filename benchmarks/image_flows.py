@@ -115,7 +115,7 @@ def table(results):
                     f"{r['fit_seconds']:.0f} s | **{r['test_bits_per_dim']:.3f}** "
                     f"± {r['test_bits_per_dim_stderr']:.3f} | [png]({r['figure']}) |")
     m = results["machine"]
-    note = (f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores, shared: load "
+    note = (f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores; load "
             f"average {' '.join(m['loadavg'])} at the end), CPU only, by "
             f"`python benchmarks/image_flows.py`; fit() time includes graph tracing. Test "
             f"bits/dim: mean of 10 single-sample dequantization bounds per test image (179 "

@@ -162,13 +162,21 @@ def table(result):
     budget += f"; generated 2-D sets of {', '.join(map(str, points))} points"
     jit = sorted({row.get("jit_compile", "auto") for row in rows})
     budget += f"; `--jit-compile {', '.join(jit)}`"
+    commands = {}  # invocation -> the rows it measured (rows of older results: the last)
+    for name, row in sorted(result["rows"].items()):
+        commands.setdefault(row.get("arguments", result["arguments"]), []).append(name)
+    by = "; ".join(f"`python benchmarks/zoo_table.py{c}`" +
+                   (f" ({', '.join(names)})" if len(commands) > 1 else "")
+                   for c, names in commands.items())
+    shared = ("; above that the machine was shared, so the times are only comparable within "
+              "this table" if max(loads) > m["cores"] + 0.5 else "")
     lines.append("")
     lines.append(
-        f"Measured {result['date']} on {m['cpu']} ({m['cores']} cores) by "
-        f"`python benchmarks/zoo_table.py{result['arguments']}`; budget: {budget}; "
-        f"{sum(row.get('wall_seconds', 0) for row in rows) / 60:.0f} min in all. The machine was "
-        f"shared: 1-minute load average {min(loads):.1f} to {max(loads):.1f} while the "
-        f"recipes ran, so the times are only comparable within this table. Test NLL on the "
+        f"Measured {result['date']} on {m['cpu']} ({m['cores']} cores) by {by}; "
+        f"budget: {budget}; "
+        f"{sum(row.get('wall_seconds', 0) for row in rows) / 60:.0f} min in all; 1-minute load "
+        f"average {min(loads):.1f} to {max(loads):.1f} while the recipes ran (the training "
+        f"itself counts for up to {m['cores']}{shared}). Test NLL on the "
         f"data set's fixed test split (nats per example); bits/dim for image recipes (of the "
         f"17-level discrete data for digits), as `train` reports them. Train time: `fit()`, "
         f"graph tracing (and XLA compilation where on) included.")
@@ -202,11 +210,15 @@ def main(argv=None):
             result["rows"] = {}
         earlier = dict(result["rows"])
 
+        command = "".join(f" {a}" for a in (argv or sys.argv[1:]))
+
         def save(rows):  # after every recipe, so an interrupted run keeps what it measured
+            for row in rows.values():
+                row.setdefault("arguments", command)
             result["rows"] = {**earlier, **rows}
             result.update(date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                           machine=machine(),
-                          arguments="".join(f" {a}" for a in (argv or sys.argv[1:])))
+                          arguments=command)
             RESULTS.mkdir(exist_ok=True)
             RESULTS_FILE.write_text(json.dumps(result, indent=1))
 

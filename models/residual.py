@@ -44,6 +44,9 @@ RECIPES = {
     "residual": Recipe(
         build_residual, "invertible residual flow: x + g(x) blocks with Lipschitz g < 1",
         data_defaults={
+            # measured (40 epochs): test NLL 1.805 with 16 blocks, 2.305 with 6, 2.110 with 10
+            # blocks of 128 x 128 at Lip 0.97; grid integral 0.9999998
+            "two-moons": {"num_layers": 16},
             "8gaussians": {"num_layers": 10},
             "checkerboard": {"num_layers": 10},
             "breast-cancer": {"batch_size": 64, "epochs": 100, "learning_rate": 1e-3}}),
