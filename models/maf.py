@@ -1,6 +1,7 @@
 """MAF: masked autoregressive flow (Papamakarios et al., 2017).
 
-Each layer is TFP's `tfb.MaskedAutoregressiveFlow` with a `nets.MADE` conditioner:
+Each layer is TFP's `tfb.MaskedAutoregressiveFlow` (as `bijectors.FastSamplingMAF`, whose
+sampling runs blockwise) with a `nets.MADE` conditioner:
 x_i = z_i exp(a_i(x_<i)) + m_i(x_<i). Density evaluation is one network pass;
 sampling is D sequential passes.
 """
@@ -10,13 +11,17 @@ from tfp_flows.models.building_blocks import flow_model, interleave, kernel_init
 from tfp_flows.models.recipe import Recipe
 
 from tfp_flows import nets
+from tfp_flows.bijectors import FastSamplingMAF
 
 tfb = tfp.bijectors
 
 
 def maf_layers(event_size, num_layers, hidden_units, activation, dtype, seed,
                context_size=None):
-    return [tfb.MaskedAutoregressiveFlow(
+    """MAF layers: `bijectors.FastSamplingMAF` (TFP's MAF, same density code, whose forward
+    pass - MAF sampling, IAF density - runs each MADE only on the units each output
+    needs; conditional MADEs take TFP's forward)."""
+    return [FastSamplingMAF(
                 nets.MADE(event_size, params=2, hidden_units=hidden_units,
                           activation=activation, dtype=dtype, context_size=context_size,
                           kernel_initializer=kernel_initializer(seed, i)),
