@@ -24,6 +24,7 @@ def rng():
 # the conditional spline and SOS flows). They measure how far a model gets, and keep the
 # default suite under 10 minutes on 2 cores: run them with `pytest -m heavy`.
 HEAVY = {
+    "tests/test_ffjord.py::test_hutchinson_trace_trains_under_xla",
     "tests/models/test_builders.py::test_realnvp_reaches_measured_nll_on_two_moons",
     "tests/test_conditional_families.py::"
     "test_trained_conditional_flow_is_normalised_close_and_exports[residual]",

@@ -126,3 +126,20 @@ def test_ffjord_fit_lowers_the_nll_on_two_moons(moons):
     after = model.evaluate(moons[2][:256], verbose=0)[0]
     print(f"FFJORD two-moons test NLL {before:.3f} -> {after:.3f}")
     assert after < before - 0.05
+
+
+def test_hutchinson_trace_trains_under_xla(moons):
+    """fit(jit_compile=True) with Hutchinson's estimator and RK4 (the stochastic trace and
+    its noise inside one XLA-compiled step). Measured (1000 points, 3 epochs of batch 200,
+    lr 3e-3): loss 2.864 -> 2.848, 96 s with compilation (dopri5: same losses, 258 s).
+    Here: lr 1e-2, 2 epochs of 512 points; the loss must be finite and fall, and log_prob
+    must stay stochastic (two calls differ)."""
+    keras.utils.set_random_seed(0)
+    model = models.build_ffjord(2, hidden_units=(16, 16), trace="hutchinson", solver="rk4",
+                                num_steps=4, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=True)
+    losses = model.fit(moons[0][:512], epochs=2, batch_size=256, verbose=0).history["loss"]
+    print(f"Hutchinson + XLA losses {np.round(losses, 4)}")
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
+    first, second = (model.log_prob(moons[2][:64]).numpy() for _ in range(2))
+    assert np.abs(first - second).max() > 1e-4
