@@ -75,6 +75,9 @@ def parse_args(argv=None):
     ap.add_argument("--maf", choices=["fast", "tfp"], default="fast",
                     help="fast: tfp_flows.bijectors.FastSamplingMAF (blockwise sampling); "
                          "tfp: tfb.MaskedAutoregressiveFlow (D full MADE passes per sample)")
+    ap.add_argument("--zero-init", choices=["on", "off"], default="on",
+                    help="MADE's output layer starts at zero (on: the library default, a "
+                         "fresh flow is the identity) or Glorot-uniform like the peers'")
     ap.add_argument("--peak", action="store_true", help="only measure matmul GFLOP/s")
     return ap.parse_args(argv)
 
@@ -94,7 +97,7 @@ def variant_name(a):
             f"non-finite check={a.check}, MADE reuse={a.reuse}, MAF={a.maf}; eval {a.eval}")
 
 
-def build_model(cfg, seed=None, maf="fast"):
+def build_model(cfg, seed=None, maf="fast", zero_init_output=True):
     """FlowModel of the common workload; returns (model, n_params)."""
     seed = common.MODEL_SEED if seed is None else seed
     keras.utils.set_random_seed(seed)
@@ -104,7 +107,8 @@ def build_model(cfg, seed=None, maf="fast"):
     bijectors = []
     for i in range(L):
         made = nets.MADE(D, params=2, hidden_units=[H] * cfg["hidden_layers"],
-                         activation="relu", log_scale_bound=None)  # plain exp, like the peers
+                         activation="relu", log_scale_bound=None,  # plain exp, like the peers
+                         zero_init_output=zero_init_output)
         bijectors.append(maf_class(made, name=f"maf_{i}"))
         if i < L - 1:
             bijectors.append(tfb.Permute(list(range(D))[::-1]))
@@ -232,7 +236,7 @@ def build_factory(a, holder):
             import contextlib
 
             nets.made.reuse_outputs = contextlib.nullcontext
-        model, n_params = build_model(cfg, maf=a.maf)
+        model, n_params = build_model(cfg, maf=a.maf, zero_init_output=a.zero_init == "on")
         print(f"  tfp_flows MAF: {n_params} trainable parameters "
               f"(common workload expects {common.expected_param_count(cfg)})", flush=True)
         jit = {"auto": "auto", "true": True, "false": False}[a.jit]
