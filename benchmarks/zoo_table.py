@@ -162,9 +162,9 @@ def table(result):
     budget += f"; generated 2-D sets of {', '.join(map(str, points))} points"
     jit = sorted({row.get("jit_compile", "auto") for row in rows})
     budget += f"; `--jit-compile {', '.join(jit)}`"
-    commands = {}  # invocation -> the rows it measured (rows of older results: the last)
+    commands = {}  # invocation -> the rows it measured
     for name, row in sorted(result["rows"].items()):
-        commands.setdefault(row.get("arguments", result["arguments"]), []).append(name)
+        commands.setdefault(row["arguments"], []).append(name)
     by = "; ".join(f"`python benchmarks/zoo_table.py{c}`" +
                    (f" ({', '.join(names)})" if len(commands) > 1 else "")
                    for c, names in commands.items())
@@ -217,8 +217,7 @@ def main(argv=None):
                 row.setdefault("arguments", command)
             result["rows"] = {**earlier, **rows}
             result.update(date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                          machine=machine(),
-                          arguments=command)
+                          machine=machine())
             RESULTS.mkdir(exist_ok=True)
             RESULTS_FILE.write_text(json.dumps(result, indent=1))
 

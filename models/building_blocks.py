@@ -82,14 +82,37 @@ def unit_interval_bijector(alpha, dtype):
                      name="to_unit_interval")
 
 
+def check_dequantization(dequantization):
+    """Raise unless `dequantization` names a dequantizer ('uniform' or 'variational')."""
+    if dequantization not in ("uniform", "variational"):
+        raise ValueError(f"dequantization must be 'uniform' or 'variational'; got "
+                         f"{dequantization!r}.")
+
+
+def levels_model(base, bijectors, num_levels, *, alpha, dequantizer=None, seed=None, name,
+                 chain_name=None):
+    """A `FlowModel` of integer data k in {0, ..., L-1}^D, reporting bits/dim.
+
+    The continuous density is `base` pushed through `bijectors` (Chain order: the data side
+    first) and then into the unit cube by `unit_interval_bijector(alpha)`; a
+    `DequantizedDistribution` (uniform, or `dequantizer`) turns it into the dequantization
+    bound of log P(k), with fresh noise at every training step (`tfp_flows.dequantization`).
+    """
+    flow = tfb.Chain([unit_interval_bijector(alpha, base.dtype), *bijectors],
+                     name=chain_name or f"{name}_chain")
+    dist = DequantizedDistribution(tfd.TransformedDistribution(base, flow), num_levels,
+                                   dequantizer, seed=seed or 0)
+    return FlowModel(dist, bits_per_dim=True, name=name)
+
+
 def on_discrete_levels(model, num_levels, *, alpha=0.05, seed=None):
     """A vector recipe's `FlowModel` as a model of integer data k in {0, ..., L-1}^D.
 
     The flow's density is pushed into the unit cube by `unit_interval_bijector(alpha)`
     (so every sample lands in a cell) and wrapped in a `DequantizedDistribution` with
-    uniform dequantization: fresh noise u at every training step, v = (k + u) / L, and the
-    loss is the dequantization bound of log P(k) in bits/dim of the discrete data (see
-    `tfp_flows.dequantization`). The networks are the model's own (same variables).
+    uniform dequantization (`levels_model`): fresh noise u at every training step,
+    v = (k + u) / L, and the loss is the dequantization bound of log P(k) in bits/dim of the
+    discrete data. The networks are the model's own (same variables).
     """
     if model.is_conditional:
         raise ValueError("on_discrete_levels takes an unconditional model.")
@@ -97,8 +120,5 @@ def on_discrete_levels(model, num_levels, *, alpha=0.05, seed=None):
     if not isinstance(getattr(flow, "bijector", None), tfb.Bijector):  # a flow of a base
         raise ValueError(f"on_discrete_levels needs a TransformedDistribution; got "
                          f"{type(flow).__name__}.")
-    to_unit = tfb.Chain([unit_interval_bijector(alpha, flow.dtype), flow.bijector],
-                        name=f"{model.name}_levels_chain")
-    continuous = tfd.TransformedDistribution(flow.distribution, to_unit)
-    return FlowModel(DequantizedDistribution(continuous, num_levels, seed=seed or 0),
-                     bits_per_dim=True, name=model.name)
+    return levels_model(flow.distribution, [flow.bijector], num_levels, alpha=alpha,
+                        seed=seed, name=model.name, chain_name=f"{model.name}_levels_chain")

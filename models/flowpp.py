@@ -25,13 +25,17 @@ digits.
 
 import tensorflow as tf
 import tensorflow_probability as tfp
-from tfp_flows.models.building_blocks import kernel_initializer, permutation, unit_interval_bijector
+from tfp_flows.models.building_blocks import (
+    check_dequantization,
+    kernel_initializer,
+    levels_model,
+    permutation,
+)
 from tfp_flows.models.pixelmaf import image_shape
 from tfp_flows.models.recipe import Recipe
 
-from tfp_flows import FlowModel
 from tfp_flows.bijectors import ActNorm, logistic_mixture_coupling
-from tfp_flows.dequantization import DequantizedDistribution, VariationalDequantizer
+from tfp_flows.dequantization import VariationalDequantizer
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 
@@ -69,9 +73,7 @@ def build_flowpp(event_shape=(8, 8, 1), *, num_layers=4, num_components=4,
       dequantizer_layers, dequantizer_hidden_units: of the variational dequantizer's flow.
       alpha: the logit margin of the map to the unit interval.
     """
-    if dequantization not in ("uniform", "variational"):
-        raise ValueError(f"dequantization must be 'uniform' or 'variational'; got "
-                         f"{dequantization!r}.")
+    check_dequantization(dequantization)
     shape = image_shape(event_shape)
     size = shape[0] * shape[1] * shape[2]
     if size < 2:
@@ -85,9 +87,6 @@ def build_flowpp(event_shape=(8, 8, 1), *, num_layers=4, num_components=4,
             name=f"mixture_coupling_{i}"))
         if i < num_layers - 1:
             steps.append(permutation(size, "random", i, seed))
-    flow = tfb.Chain([unit_interval_bijector(alpha, dtype),
-                      tfb.Reshape(list(shape), [size], name="to_image"), *steps],
-                     name=f"{name}_chain")
     base = tfd.MultivariateNormalDiag(loc=tf.zeros([size], dtype))
     dequantizer = None
     if dequantization == "variational":
@@ -95,9 +94,9 @@ def build_flowpp(event_shape=(8, 8, 1), *, num_layers=4, num_components=4,
             size, num_layers=dequantizer_layers, num_components=num_components,
             hidden_units=dequantizer_hidden_units, dtype=dtype, seed=seed)
         dequantizer = VariationalDequantizer(noise_flow, size)
-    dist = DequantizedDistribution(tfd.TransformedDistribution(base, flow), num_levels,
-                                   dequantizer, seed=seed or 0)
-    return FlowModel(dist, bits_per_dim=True, name=name)
+    return levels_model(base, [tfb.Reshape(list(shape), [size], name="to_image"), *steps],
+                        num_levels, alpha=alpha, dequantizer=dequantizer, seed=seed,
+                        name=name)
 
 
 RECIPES = {

@@ -26,11 +26,10 @@ runs it on the first training batch before `fit`).
 
 import tensorflow as tf
 import tensorflow_probability as tfp
-from tfp_flows.models.building_blocks import unit_interval_bijector
+from tfp_flows.models.building_blocks import check_dequantization, levels_model
 from tfp_flows.models.pixelmaf import image_shape
 from tfp_flows.models.recipe import Recipe
 
-from tfp_flows import FlowModel
 from tfp_flows.bijectors import (
     ActNorm,
     FactorOut,
@@ -38,7 +37,7 @@ from tfp_flows.bijectors import (
     Invertible1x1Conv,
     Squeeze,
 )
-from tfp_flows.dequantization import DequantizedDistribution, VariationalDequantizer
+from tfp_flows.dequantization import VariationalDequantizer
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 
@@ -95,24 +94,20 @@ def build_glow(event_shape=(8, 8, 1), *, num_scales=2, num_steps=4, hidden_chann
         `dequantizer_layers` MADE layers of `dequantizer_hidden_units`).
       alpha: the logit margin of the map to the unit interval.
     """
-    if dequantization not in ("uniform", "variational"):
-        raise ValueError(f"dequantization must be 'uniform' or 'variational'; got "
-                         f"{dequantization!r}.")
+    check_dequantization(dequantization)
     shape = image_shape(event_shape)
     flow = multiscale_glow(shape, int(num_scales), int(num_steps), int(hidden_channels),
                            dtype, seed)
     base = tfd.Sample(tfd.Normal(tf.constant(0.0, dtype), tf.constant(1.0, dtype)),
                       sample_shape=shape)
-    continuous = tfd.TransformedDistribution(
-        base, tfb.Chain([unit_interval_bijector(alpha, dtype), flow], name=f"{name}_chain"))
     dequantizer = None
     if dequantization == "variational":
         size = shape[0] * shape[1] * shape[2]
         dequantizer = VariationalDequantizer.trainable(
             size, num_layers=dequantizer_layers, hidden_units=dequantizer_hidden_units,
             dtype=dtype, seed=seed)
-    dist = DequantizedDistribution(continuous, num_levels, dequantizer, seed=seed or 0)
-    return FlowModel(dist, bits_per_dim=True, name=name)
+    return levels_model(base, [flow], num_levels, alpha=alpha, dequantizer=dequantizer,
+                        seed=seed, name=name)
 
 
 RECIPES = {
