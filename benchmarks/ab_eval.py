@@ -19,7 +19,6 @@ sample variants (10,000 samples; gmm32 2,000):
 """
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -115,12 +114,7 @@ def main():
         print(f"  {name:50s} {1e3 * med:9.1f} ms  {count / med:10.0f}/s  x{base / med:.2f}  "
               f"first call {first[name]:.1f} s  max|diff| {diffs.get(name, 0.0):.2g}")
     if a.out:
-        p = Path(a.out)
-        old = json.loads(p.read_text()) if p.exists() else {}
-        old[f"{a.config} {a.what}"] = {"rows": rows, "time_utc": time.strftime("%H:%M",
-                                                                               time.gmtime()),
-                                       "loadavg": open("/proc/loadavg").read().split()[:3]}
-        p.write_text(json.dumps(old, indent=1))
+        ours.save_keyed_result(a.out, f"{a.config} {a.what}", {"rows": rows})
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ and the dense-matmul time the step would take at the measured tf.matmul peak.
 """
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -132,12 +131,8 @@ def main():
     for k, v in rows.items():
         print(f"  {k:40s} {v:8.3f}  {FIRST.get(k, float('nan')):6.2f}")
     if a.out:
-        p = Path(a.out)
-        old = json.loads(p.read_text()) if p.exists() else {}
-        old[a.config] = {"ms": rows, "first_call_s": FIRST, "peak_gflops": peak,
-                         "time_utc": time.strftime("%H:%M", time.gmtime()),
-                         "loadavg": open("/proc/loadavg").read().split()[:3]}
-        p.write_text(json.dumps(old, indent=1))
+        ours.save_keyed_result(a.out, a.config,
+                               {"ms": rows, "first_call_s": FIRST, "peak_gflops": peak})
 
 
 if __name__ == "__main__":

@@ -25,10 +25,15 @@ rounded down to a divisor of the timing window), --data tfdata|numpy (a tf.data 
 index batches gathered from the training set with prefetch, or the batches as one NumPy
 array with shuffle=False), --check batch|none (keep fit()'s per-batch StopOnNonFiniteLoss, or
 replace it by a no-op to measure its cost), --eval xla|graph|eager (how log_prob and sample
-are compiled: tf.function(jit_compile=True), tf.function, or the eager methods).
+are compiled: tf.function(jit_compile=True), tf.function, or the eager methods). Not the
+library's choices, to measure what the peers' choices change: --init torch (every kernel and
+bias from U(+-1/sqrt(fan_in)), PyTorch's nn.Linear default, which zuko and nflows get),
+--param normalizing (MADE outputs (t, s) with z = x exp(s) + t, as nflows, zuko and flowjax
+parameterise the MAF, instead of TFP's z = (x - shift) exp(-log_scale); with --maf tfp).
 """
 
 import argparse
+import json
 import math
 import os
 import resource
@@ -78,6 +83,16 @@ def parse_args(argv=None):
     ap.add_argument("--zero-init", choices=["on", "off"], default="on",
                     help="MADE's output layer starts at zero (on: the library default, a "
                          "fresh flow is the identity) or Glorot-uniform like the peers'")
+    ap.add_argument("--init", choices=["library", "torch"], default="library",
+                    help="library: Glorot-uniform kernels, zero biases (and --zero-init); "
+                         "torch: every kernel and bias uniform in +-1/sqrt(fan_in), PyTorch's "
+                         "nn.Linear default, which the zuko and nflows runners get (implies "
+                         "--zero-init off)")
+    ap.add_argument("--param", choices=["tfp", "normalizing"], default="tfp",
+                    help="tfp: MADE outputs TFP's (shift, log_scale), z = (x - shift) "
+                         "exp(-log_scale); normalizing: MADE outputs (t, s) with z = x exp(s) "
+                         "+ t, the parameterisation of nflows, zuko and flowjax (needs --maf "
+                         "tfp)")
     ap.add_argument("--peak", action="store_true", help="only measure matmul GFLOP/s")
     return ap.parse_args(argv)
 
@@ -94,21 +109,56 @@ def variant_name(a):
     if a.mode == "loop":
         return f"hand loop, tf.function(jit_compile={a.jit == 'true'}); eval {a.eval}"
     return (f"fit(): jit_compile={a.jit}, steps_per_execution={a.spe}, data={a.data}, "
-            f"non-finite check={a.check}, MADE reuse={a.reuse}, MAF={a.maf}; eval {a.eval}")
+            f"non-finite check={a.check}, MADE reuse={a.reuse}, MAF={a.maf}{init_note(a)}; "
+            f"eval {a.eval}")
 
 
-def build_model(cfg, seed=None, maf="fast", zero_init_output=True):
-    """FlowModel of the common workload; returns (model, n_params)."""
+def init_note(a):
+    if a.init == "torch":
+        return ", init=torch (U(+-1/sqrt(fan_in)) kernels and biases)"
+    note = ", zero-init output off" if a.zero_init == "off" else ""
+    return note + (", MADE outputs z = x exp(s) + t" if a.param == "normalizing" else "")
+
+
+class NormalizingMADE(nets.MADE):
+    """MADE whose outputs (t, s) mean z = x exp(s) + t, as in nflows, zuko and flowjax;
+    handed to TFP's MAF as shift = -t exp(-s), log_scale = -s (the same bijection)."""
+
+    def _forward_pass(self, x, conditional_input=None):
+        h = super()._forward_pass(x, conditional_input)
+        t, s = h[..., 0], h[..., 1]
+        return tf.stack([-t * tf.exp(-s), -s], axis=-1)
+
+
+def build_model(cfg, seed=None, maf="fast", zero_init_output=True, init="library",
+                param="tfp"):
+    """FlowModel of the common workload; returns (model, n_params).
+
+    `init="torch"` draws every kernel and bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)), the
+    default of PyTorch's nn.Linear (zuko's and nflows' MADE layers), instead of the library's
+    Glorot-uniform kernels, zero biases and zero output layer.
+    """
+    torch_init = init == "torch"
+    if torch_init:  # VarianceScaling(1/3, fan_in, uniform): limit sqrt(3 * (1/3) / fan_in)
+        zero_init_output = False
     seed = common.MODEL_SEED if seed is None else seed
     keras.utils.set_random_seed(seed)
     D, H, L = cfg["D"], cfg["hidden"], cfg["layers"]
     maf_class = {"fast": tfp_flows.bijectors.FastSamplingMAF,
                  "tfp": tfb.MaskedAutoregressiveFlow}[maf]
-    bijectors = []
+    bijectors, mades = [], []
     for i in range(L):
-        made = nets.MADE(D, params=2, hidden_units=[H] * cfg["hidden_layers"],
+        made_class = NormalizingMADE if param == "normalizing" else nets.MADE
+        if param == "normalizing" and maf != "tfp":
+            raise ValueError("--param normalizing needs --maf tfp (FastSamplingMAF reads "
+                             "MADE's kernels directly)")
+        made = made_class(D, params=2, hidden_units=[H] * cfg["hidden_layers"],
                          activation="relu", log_scale_bound=None,  # plain exp, like the peers
-                         zero_init_output=zero_init_output)
+                         zero_init_output=zero_init_output,
+                         kernel_initializer=keras.initializers.VarianceScaling(
+                             1 / 3, "fan_in", "uniform", seed=seed + i) if torch_init
+                         else "glorot_uniform")
+        mades.append(made)
         bijectors.append(maf_class(made, name=f"maf_{i}"))
         if i < L - 1:
             bijectors.append(tfb.Permute(list(range(D))[::-1]))
@@ -116,8 +166,25 @@ def build_model(cfg, seed=None, maf="fast", zero_init_output=True):
         tfd.Sample(tfd.Normal(tf.zeros([]), 1.0), sample_shape=[D]),
         tfb.Chain(list(reversed(bijectors))))
     model = tfp_flows.FlowModel(dist)
+    if torch_init:
+        model.log_prob(tf.zeros([1, D]))  # builds the MADEs
+        rng = np.random.default_rng(seed)
+        for made in mades:
+            for kernel, bias in zip(made.kernels, made.biases, strict=True):
+                limit = 1 / math.sqrt(kernel.shape[0])
+                bias.assign(rng.uniform(-limit, limit, bias.shape).astype(np.float32))
     n_params = int(sum(np.prod(v.shape) for v in model.trainable_variables))
     return model, n_params
+
+
+def save_keyed_result(path, key, record, time_format="%H:%M"):
+    """Store `record`, stamped with the UTC time and the load average, under `key` in the
+    JSON file at `path` (other keys kept): the profiling scripts' per-config results."""
+    p = Path(path)
+    old = json.loads(p.read_text()) if p.exists() else {}
+    old[key] = {**record, "time_utc": time.strftime(time_format, time.gmtime()),
+                "loadavg": open("/proc/loadavg").read().split()[:3]}
+    p.write_text(json.dumps(old, indent=1))
 
 
 def batch_indices(n, cfg):
@@ -236,7 +303,8 @@ def build_factory(a, holder):
             import contextlib
 
             nets.made.reuse_outputs = contextlib.nullcontext
-        model, n_params = build_model(cfg, maf=a.maf, zero_init_output=a.zero_init == "on")
+        model, n_params = build_model(cfg, maf=a.maf, zero_init_output=a.zero_init == "on",
+                                      init=a.init, param=a.param)
         print(f"  tfp_flows MAF: {n_params} trainable parameters "
               f"(common workload expects {common.expected_param_count(cfg)})", flush=True)
         jit = {"auto": "auto", "true": True, "false": False}[a.jit]

@@ -60,3 +60,45 @@ def test_runner_trains_and_scores_on_a_tiny_budget(tmp_path):
     assert q["n_nonfinite_logq"] == 0 and np.isfinite(q["kl_p_q"]) and q["kl_p_q"] > 0
     assert rec["sample_quality"]["n"] == 10_000
     assert rec["log_prob"]["samples_per_s"] > 0 and rec["sample"]["samples_per_s"] > 0
+
+
+def test_torch_init_draws_every_kernel_and_bias_within_one_over_sqrt_fan_in():
+    runner = _load_runner()
+    cfg = runner.common.CONFIGS["checker"]
+    model, n_params = runner.build_model(cfg, init="torch")
+    assert n_params == 23060
+    kernels = [v for v in model.trainable_variables if "kernel" in v.path]
+    biases = [v for v in model.trainable_variables if "bias" in v.path]
+    assert len(kernels) == len(biases) == 15  # 5 MADEs x 3 layers
+    for kernel, bias in zip(kernels, biases, strict=True):
+        limit = 1 / np.sqrt(kernel.shape[0])
+        for v in (np.asarray(kernel), np.asarray(bias)):
+            assert np.abs(v).max() <= limit and np.all(v != 0)
+            if v.size >= 64:  # uniform over the whole interval
+                assert np.abs(v).max() > 0.9 * limit
+    # the library's default start: zero output layer and biases, Glorot hidden kernels
+    lib, _ = runner.build_model(cfg)
+    lib_vars = {v.path: np.asarray(v) for v in lib.trainable_variables}
+    assert all(not v.any() for p, v in lib_vars.items() if "bias" in p)
+    assert sum(not v.any() for p, v in lib_vars.items() if "kernel" in p) == 5
+
+
+def test_kl_table_compares_our_mean_over_seeds_with_the_best_peers_standard_error():
+    spec = importlib.util.spec_from_file_location("bench", REPO / "benchmarks" / "bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def rep(seed, ours, zuko, flowjax):
+        return {"seed": seed, "configs": {"gmm8": {
+            "tfp_flows": {"kl": ours}, "tfp_flows-loop": {"kl": 9.0},
+            "zuko": {"kl": zuko}, "flowjax": {"kl": flowjax}}}}
+
+    res = {"repeats": [rep(0, 0.30, 0.26, 0.40), rep(1, 0.28, 0.30, 0.38),
+                       rep(2, 0.29, 0.28, 0.39)]}
+    row = bench.kl_table(res).splitlines()[2].split(" | ")
+    # zuko: mean 0.28, s.e. 0.02 / sqrt(3) = 0.0115; ours 0.29: 0.87 s.e. above -> within
+    assert row[1:4] == ["0,1,2", "0.300 / 0.280 / 0.290", "0.290 ± 0.006"]
+    assert row[4] == "zuko" and row[6] == "0.280 ± 0.012" and row[7] == "+0.010"
+    assert row[8].startswith("yes")
+    res["repeats"][1]["configs"]["gmm8"]["tfp_flows"]["kl"] = 0.35  # ours 0.3133: 2.9 s.e.
+    assert bench.kl_table(res).splitlines()[2].split(" | ")[8] == "no (2.9 s.e.) |"
