@@ -138,6 +138,10 @@ def build_model(cfg, seed=None, maf="fast", zero_init_output=True, init="library
     default of PyTorch's nn.Linear (zuko's and nflows' MADE layers), instead of the library's
     Glorot-uniform kernels, zero biases and zero output layer.
     """
+    if param == "normalizing" and maf != "tfp":
+        raise ValueError("--param normalizing needs --maf tfp (FastSamplingMAF reads MADE's "
+                         "kernels directly)")
+    made_class = NormalizingMADE if param == "normalizing" else nets.MADE
     torch_init = init == "torch"
     if torch_init:  # VarianceScaling(1/3, fan_in, uniform): limit sqrt(3 * (1/3) / fan_in)
         zero_init_output = False
@@ -148,10 +152,6 @@ def build_model(cfg, seed=None, maf="fast", zero_init_output=True, init="library
                  "tfp": tfb.MaskedAutoregressiveFlow}[maf]
     bijectors, mades = [], []
     for i in range(L):
-        made_class = NormalizingMADE if param == "normalizing" else nets.MADE
-        if param == "normalizing" and maf != "tfp":
-            raise ValueError("--param normalizing needs --maf tfp (FastSamplingMAF reads "
-                             "MADE's kernels directly)")
         made = made_class(D, params=2, hidden_units=[H] * cfg["hidden_layers"],
                          activation="relu", log_scale_bound=None,  # plain exp, like the peers
                          zero_init_output=zero_init_output,

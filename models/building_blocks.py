@@ -7,6 +7,7 @@ import tensorflow_probability as tfp
 
 from tfp_flows import FlowModel
 from tfp_flows.dequantization import DequantizedDistribution
+from tfp_flows.flow_model import flow_bijector
 
 tfd, tfb = tfp.distributions, tfp.bijectors
 
@@ -117,8 +118,9 @@ def on_discrete_levels(model, num_levels, *, alpha=0.05, seed=None):
     if model.is_conditional:
         raise ValueError("on_discrete_levels takes an unconditional model.")
     flow = model.distribution
-    if not isinstance(getattr(flow, "bijector", None), tfb.Bijector):  # a flow of a base
+    bijector = flow_bijector(flow)
+    if bijector is None:
         raise ValueError(f"on_discrete_levels needs a TransformedDistribution; got "
                          f"{type(flow).__name__}.")
-    return levels_model(flow.distribution, [flow.bijector], num_levels, alpha=alpha,
+    return levels_model(flow.distribution, [bijector], num_levels, alpha=alpha,
                         seed=seed, name=model.name, chain_name=f"{model.name}_levels_chain")

@@ -27,15 +27,9 @@ import shutil
 import tempfile
 
 import tensorflow as tf
-import tensorflow_probability as tfp
-from tensorflow_probability.python.distributions import transformed_distribution
 
+from tfp_flows.flow_model import flow_bijector
 from tfp_flows.variable_discovery import underlying_tf_variable
-
-# TFP builds a `_TransformedDistribution` (not an instance of tfd.TransformedDistribution)
-# when its bijector holds Keras layers, as every zoo model's does.
-_TRANSFORMED = (tfp.distributions.TransformedDistribution,
-                transformed_distribution._TransformedDistribution)
 
 SIGNATURE_NAMES = ("serving_default", "log_prob", "sample", "forward", "inverse")
 
@@ -119,8 +113,8 @@ class _FlowSignatures(tf.Module):
         self.log_prob, self.sample = log_prob, sample
         signatures.update(serving_default=log_prob, log_prob=log_prob, sample=sample)
 
-        bijector = getattr(dist, "bijector", None)
-        if context_shape is None and isinstance(dist, _TRANSFORMED) \
+        bijector = flow_bijector(dist)
+        if context_shape is None and bijector is not None \
                 and isinstance(dist.distribution.event_shape, tf.TensorShape):
             base_event = dist.distribution.event_shape
             if base_event.is_fully_defined():

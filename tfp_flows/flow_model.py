@@ -47,6 +47,17 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         warnings.warn(report, NonFiniteLossWarning, stacklevel=2)
 
 
+def flow_bijector(distribution):
+    """The bijector of a flow (a `tfd.TransformedDistribution` of a base), else None.
+
+    TFP builds a private `_TransformedDistribution` type (not an instance of
+    tfd.TransformedDistribution) when the bijector holds Keras layers, as every zoo model's
+    does, so this looks for the bijector instead of checking the class.
+    """
+    bijector = getattr(distribution, "bijector", None)
+    return bijector if isinstance(bijector, tfb.Bijector) else None
+
+
 def _multi_worker(strategy):
     """True under a MultiWorkerMirroredStrategy whose cluster has more than one worker."""
     return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
@@ -136,11 +147,8 @@ class FlowModel(keras.Model):
     # ------------------------------------------------------------------ construction
     def _context_routing(self, distribution):
         """Where the context goes in the flow (None for an unconditional model)."""
-        # tfd.TransformedDistribution(...) builds a private subclass-like type that fails
-        # isinstance checks, so look for the bijector instead.
-        bijector = getattr(distribution, "bijector", None)
-        is_transformed = isinstance(bijector, tfb.Bijector)
-        template = conditioning.routing_template(bijector) if is_transformed else None
+        bijector = flow_bijector(distribution)
+        template = conditioning.routing_template(bijector) if bijector is not None else None
         if self._context_shape is None:
             if template is not None:
                 raise ValueError("This flow has conditioners that take a context (e.g. "
