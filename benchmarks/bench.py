@@ -6,14 +6,15 @@
     python3 benchmarks/bench.py scaling        # ms/step vs D and vs batch, ours and flowjax
     python3 benchmarks/bench.py report         # re-render the tables from benchmarks/results/
 
-Runs the shared peer benchmark (`../shared/bench/peers`: raw TFP graph/XLA, zuko, nflows,
-flowjax; its `setup_envs.sh` makes their environments) and our runner `run_tfp_flows.py`, each
-in its own process, one after another, through the shared `runone.py` (waits for an idle
-machine and records the foreign CPU load). Peak RSS of each process comes from wait4().
+Runs the peer benchmark harness in `benchmarks/peers/` (raw TFP graph/XLA, zuko, nflows,
+flowjax; its `setup_envs.sh` makes their environments with pinned versions) and our runner
+`run_tfp_flows.py`, each in its own process, one after another, through `peers/runone.py`
+(waits for an idle machine and records the foreign CPU load). Peak RSS of each process
+comes from wait4().
 Raw records go to `$NF_BENCH_OUT` (default /tmp/nf_tfp_flows_bench); summaries to
 `benchmarks/results/*.json`; the tables are rendered into `benchmarks/README.md` and the
 "Performance" section of the top-level README.md, between `<!-- generated:... -->` markers.
-Thread settings are those of the shared `run_all.sh` (2 threads everywhere).
+Thread settings: 2 threads everywhere, for every framework.
 stdlib only.
 """
 
@@ -30,7 +31,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-PEERS = Path(os.environ.get("NF_BENCH_PEERS", REPO.parent / "shared" / "bench" / "peers"))
+PEERS = Path(os.environ.get("NF_BENCH_PEERS", HERE / "peers"))
 RESULTS = HERE / "results"
 OURPY = os.environ.get("NF_BENCH_OURPY", str(REPO / ".venv" / "bin" / "python"))
 TFPY, TORCHPY, JAXPY = "/tmp/tfenv/bin/python", "/tmp/torchenv/bin/python", "/tmp/jaxenv/bin/python"

@@ -36,7 +36,7 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_enable_
                            f" --xla_dump_to={DUMP} --xla_dump_hlo_as_text")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import run_tfp_flows as ours  # noqa: E402  (sets threads, imports the shared harness)
+import run_tfp_flows as ours  # noqa: E402  (sets threads, imports the peer harness)
 
 common, tf, keras, np = ours.common, ours.tf, ours.keras, ours.np
 ROLES = ["dot forward", "dot input gradient", "dot weight gradient", "bias + ReLU, ReLU grad",

@@ -23,7 +23,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import run_tfp_flows as ours  # noqa: E402  (sets threads, imports the shared harness)
+import run_tfp_flows as ours  # noqa: E402  (sets threads, imports the peer harness)
 
 common, tf, keras, np = ours.common, ours.tf, ours.keras, ours.np
 

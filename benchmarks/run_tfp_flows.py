@@ -1,4 +1,4 @@
-"""tfp-flows runner for the shared peer benchmark (`../shared/bench/peers`, see its README).
+"""tfp-flows runner for the peer benchmark harness (`benchmarks/peers/`, see its README).
 
 The same MAF as every peer (5 affine MAF layers, MADE 2 x H ReLU, reversal permutations,
 standard-normal base, Adam 1e-3, plain exp(log-scale)) built from `tfp_flows.FlowModel` +
@@ -44,9 +44,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
-PEERS = Path(os.environ.get("NF_BENCH_PEERS", REPO.parent / "shared" / "bench" / "peers"))
+PEERS = Path(os.environ.get("NF_BENCH_PEERS", REPO / "benchmarks" / "peers"))
 sys.path.insert(0, str(PEERS))
-import common  # noqa: E402  (the shared harness: data, batch order, timing, metrics)
+import common  # noqa: E402  (the peer harness: data, batch order, timing, metrics)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PEERS = Path(os.environ.get("NF_BENCH_PEERS", HERE.parent.parent / "shared" / "bench" / "peers"))
+PEERS = Path(os.environ.get("NF_BENCH_PEERS", HERE / "peers"))
 sys.path.insert(0, str(PEERS))
 sys.path.insert(0, str(HERE))
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PEERS = Path(os.environ.get("NF_BENCH_PEERS", REPO.parent / "shared" / "bench" / "peers"))
+PEERS = Path(os.environ.get("NF_BENCH_PEERS", REPO / "benchmarks" / "peers"))
 RUNNER = REPO / "benchmarks" / "run_tfp_flows.py"
 
 pytestmark = pytest.mark.skipif(not (PEERS / "common.py").exists(),
-                                reason="no shared peer benchmark at ../shared/bench/peers")
+                                reason="no peer benchmark harness at benchmarks/peers")
 
 
 def _load_runner():
