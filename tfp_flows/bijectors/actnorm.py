@@ -19,6 +19,8 @@ the activations that reach it. Calling either again re-runs the initialisation; 
 `initialized` (a non-trainable tf.Variable saved with the weights) records that it ran.
 """
 
+from __future__ import annotations
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -28,6 +30,8 @@ from tensorflow_probability.python.internal import (
     parameter_properties,
     tensor_util,
 )
+
+from tfp_flows.types import DTypeLike, Seed, TensorLike
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 
@@ -47,8 +51,9 @@ class ActNorm(tfb.Bijector):
     Domain: all of R; every parameter value is allowed.
     """
 
-    def __init__(self, log_scale, shift, initialized=None, validate_args=False,
-                 name="actnorm"):
+    def __init__(self, log_scale: TensorLike, shift: TensorLike,
+                 initialized: tf.Variable | None = None, validate_args: bool = False,
+                 name: str = "actnorm") -> None:
         parameters = dict(locals())
         with tf.name_scope(name) as name:
             dtype = dtype_util.common_dtype([log_scale, shift], dtype_hint=tf.float32)
@@ -70,7 +75,8 @@ class ActNorm(tfb.Bijector):
                     shift=parameter_properties.ParameterProperties(event_ndims=0))
 
     @classmethod
-    def trainable(cls, event_size, *, seed=None, dtype=tf.float32, name="actnorm"):
+    def trainable(cls, event_size: int, *, seed: Seed = None, dtype: DTypeLike = tf.float32,
+                  name: str = "actnorm") -> ActNorm:
         """An ActNorm with fresh tf.Variables over `event_size` channels, at the identity.
 
         For vectors event_size is the dimension D; for images [H, W, C] pass C (the
@@ -124,7 +130,7 @@ class ActNorm(tfb.Bijector):
         return self.inverse(tf.identity(y))
 
 
-def initialize_actnorms(flow, x):
+def initialize_actnorms(flow: object, x: TensorLike) -> int:
     """Data-dependent initialisation of every ActNorm in `flow` from the data batch `x`.
 
     flow: a FlowModel, a TransformedDistribution, or a bijector (Chains are walked, the

@@ -18,6 +18,8 @@ the log-det is C's closed-form one at the data-side point. Called on a fresh x (
 entry), it runs C.inverse once, which is also correct.
 """
 
+from __future__ import annotations
+
 import tensorflow_probability as tfp
 
 tfb = tfp.bijectors
@@ -36,7 +38,8 @@ class ClosedFormLogProbInvert(tfb.Invert):
     |x| <= 20). Domain: the wrapped bijector's range.
     """
 
-    def __init__(self, bijector, validate_args=False, name=None):
+    def __init__(self, bijector: tfb.Bijector, validate_args: bool = False,
+                 name: str | None = None) -> None:
         parameters = dict(locals())
         super().__init__(bijector, validate_args=validate_args, parameters=parameters,
                          name=name or f"closed_form_log_prob_invert_{bijector.name}")

@@ -1,5 +1,7 @@
 """DeepSigmoidal: the deep sigmoidal flow (DSF) transformer of neural autoregressive flows."""
 
+from __future__ import annotations
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -12,6 +14,8 @@ from tensorflow_probability.python.internal import (
 from tensorflow_probability.python.internal import (
     prefer_static as ps,
 )
+
+from tfp_flows.types import DTypeLike, Seed, TensorLike
 
 tfb = tfp.bijectors
 
@@ -89,8 +93,9 @@ class DeepSigmoidal(tfb.Bijector):
     Domain: all of R; non-finite parameters give NaN, or raise under validate_args.
     """
 
-    def __init__(self, unnormalized_params, *, tolerance=None, max_iterations=100,
-                 validate_args=False, name="deep_sigmoidal"):
+    def __init__(self, unnormalized_params: TensorLike, *, tolerance: float | None = None,
+                 max_iterations: int = 100, validate_args: bool = False,
+                 name: str = "deep_sigmoidal") -> None:
         parameters = dict(locals())
         with tf.name_scope(name) as name:
             dtype = dtype_util.common_dtype([unnormalized_params], dtype_hint=tf.float32)
@@ -113,8 +118,9 @@ class DeepSigmoidal(tfb.Bijector):
                              dtype=dtype, parameters=parameters, name=name)
 
     @classmethod
-    def trainable(cls, event_size, *, seed=None, dtype=tf.float32, hidden_size=8,
-                  init_scale=0.01, **hyperparameters):
+    def trainable(cls, event_size: int, *, seed: Seed = None, dtype: DTypeLike = tf.float32,
+                  hidden_size: int = 8, init_scale: float = 0.01,
+                  **hyperparameters) -> DeepSigmoidal:
         """A DSF owning a `tf.Variable` [event_size, 3 * hidden_size] of parameters.
 
         The variable starts at init_scale * N(0, 1) (drawn from `seed`), i.e. close to zero

@@ -18,6 +18,8 @@ Works on image events [H, W, C] (`event_ndims=3`, the default) and on vectors [D
 (`event_ndims=1`). Parameter-free apart from `bijector`'s, so no `trainable`.
 """
 
+from __future__ import annotations
+
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -40,8 +42,8 @@ class FactorOut(tfb.Bijector):
     kept part; the rest passes unchanged.
     """
 
-    def __init__(self, bijector, num_kept=None, event_ndims=3, validate_args=False,
-                 name="factor_out"):
+    def __init__(self, bijector: tfb.Bijector, num_kept: int | None = None, event_ndims: int = 3,
+                 validate_args: bool = False, name: str = "factor_out") -> None:
         parameters = dict(locals())
         self._bijector = bijector
         self._num_kept = None if num_kept is None else int(num_kept)

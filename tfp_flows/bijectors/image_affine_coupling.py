@@ -18,6 +18,10 @@ Vector events [D] are treated as 1×1×D images (the CNN then sees a 1×1 image 
 acts as an MLP with shared weights); there "checkerboard" alternates coordinates.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -25,12 +29,13 @@ import tensorflow_probability as tfp
 from tensorflow_probability.python.internal import dtype_util
 
 from tfp_flows.nets.conv_coupling_net import ConvCouplingNet
+from tfp_flows.types import DTypeLike, Seed, TensorLike
 from tfp_flows.variable_discovery import underlying_tf_variable
 
 tfb = tfp.bijectors
 
 
-def checkerboard_mask(event_shape, parity=0):
+def checkerboard_mask(event_shape: Sequence[int], parity: int = 0) -> np.ndarray:
     """b[i, j, c] = (i + j + parity) % 2 for [H, W, C]; (k + parity) % 2 for vectors [D]."""
     event_shape = [int(s) for s in event_shape]
     if len(event_shape) == 1:
@@ -40,7 +45,7 @@ def checkerboard_mask(event_shape, parity=0):
     return np.repeat(board[:, :, None], c, axis=2).astype(np.float64)
 
 
-def channel_mask(event_shape, parity=0):
+def channel_mask(event_shape: Sequence[int], parity: int = 0) -> np.ndarray:
     """1 on the first ⌈C/2⌉ channels (parity 0) or on the rest (parity 1)."""
     event_shape = [int(s) for s in event_shape]
     c = event_shape[-1]
@@ -70,8 +75,9 @@ class ImageAffineCoupling(tfb.Bijector):
     W x C}; log-scales are clamped to +-log_scale_clamp.
     """
 
-    def __init__(self, conditioner, mask, log_scale_clamp=3.0, dtype=tf.float32,
-                 validate_args=False, name="image_affine_coupling"):
+    def __init__(self, conditioner: Callable, mask: TensorLike, log_scale_clamp: float = 3.0,
+                 dtype: DTypeLike = tf.float32, validate_args: bool = False,
+                 name: str = "image_affine_coupling") -> None:
         parameters = dict(locals())
         dtype = dtype_util.as_numpy_dtype(tf.as_dtype(dtype))
         mask = np.asarray(mask, dtype)
@@ -93,8 +99,10 @@ class ImageAffineCoupling(tfb.Bijector):
         return dict()
 
     @classmethod
-    def trainable(cls, event_size, *, seed=None, dtype=tf.float32, image_shape=None,
-                  mask="channel", parity=0, hidden_channels=32, name="image_affine_coupling"):
+    def trainable(cls, event_size: int, *, seed: Seed = None, dtype: DTypeLike = tf.float32,
+                  image_shape: Sequence[int] | None = None, mask: str = "channel", parity: int = 0,
+                  hidden_channels: int = 32,
+                  name: str = "image_affine_coupling") -> ImageAffineCoupling:
         """A coupling with a fresh, built `nets.ConvCouplingNet` (identity at start).
 
         image_shape: [H, W, C] for images; None means vectors of size event_size (treated

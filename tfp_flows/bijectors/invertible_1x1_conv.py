@@ -13,9 +13,12 @@ H·W factor) or with event_ndims=1 on vectors, where C = D and it is a dense lay
 `trainable(event_size)` takes the channel count.
 """
 
+from __future__ import annotations
+
 import tensorflow as tf
 
 from tfp_flows.bijectors.invertible_dense import InvertibleDense
+from tfp_flows.types import DTypeLike, Seed, TensorLike
 
 
 class Invertible1x1Conv(InvertibleDense):
@@ -28,15 +31,18 @@ class Invertible1x1Conv(InvertibleDense):
     3] images). Domain: all of R^{H x W x C}.
     """
 
-    def __init__(self, lower_upper, log_abs_diag, sign_diag=None, permutation=None, bias=None,
-                 validate_args=False, name="invertible_1x1_conv"):
+    def __init__(self, lower_upper: TensorLike, log_abs_diag: TensorLike,
+                 sign_diag: TensorLike | None = None, permutation: TensorLike | None = None,
+                 bias: TensorLike | None = None, validate_args: bool = False,
+                 name: str = "invertible_1x1_conv") -> None:
         super().__init__(lower_upper, log_abs_diag, sign_diag=sign_diag,
                          permutation=permutation, bias=bias, validate_args=validate_args,
                          name=name)
 
     @classmethod
-    def trainable(cls, event_size, *, seed=None, dtype=tf.float32, init="rotation",
-                  bias=False, name="invertible_1x1_conv"):
+    def trainable(cls, event_size: int, *, seed: Seed = None, dtype: DTypeLike = tf.float32,
+                  init: str = "rotation", bias: bool = False,
+                  name: str = "invertible_1x1_conv") -> Invertible1x1Conv:
         """Fresh tf.Variables for C = event_size channels; Glow's rotation init by default.
 
         init="identity" starts at W = I instead.

@@ -13,6 +13,8 @@ event_ndims=3 it is exactly Glow's invertible 1×1 convolution (TFP adds the per
 log-det over the H·W positions); `Invertible1x1Conv` is that use with Glow's defaults.
 """
 
+from __future__ import annotations
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -22,6 +24,8 @@ from tensorflow_probability.python.internal import (
     parameter_properties,
     tensor_util,
 )
+
+from tfp_flows.types import DTypeLike, Seed, TensorLike
 
 tfb = tfp.bijectors
 
@@ -79,8 +83,10 @@ class InvertibleDense(tfb.Bijector):
     parameter value.
     """
 
-    def __init__(self, lower_upper, log_abs_diag, sign_diag=None, permutation=None, bias=None,
-                 validate_args=False, name="invertible_dense"):
+    def __init__(self, lower_upper: TensorLike, log_abs_diag: TensorLike,
+                 sign_diag: TensorLike | None = None, permutation: TensorLike | None = None,
+                 bias: TensorLike | None = None, validate_args: bool = False,
+                 name: str = "invertible_dense") -> None:
         parameters = dict(locals())
         with tf.name_scope(name) as name:
             dtype = dtype_util.common_dtype([lower_upper, log_abs_diag, bias],
@@ -115,8 +121,9 @@ class InvertibleDense(tfb.Bijector):
             bias=parameter_properties.ParameterProperties(event_ndims=1))
 
     @classmethod
-    def trainable(cls, event_size, *, seed=None, dtype=tf.float32, init="identity",
-                  bias=True, name=None):
+    def trainable(cls, event_size: int, *, seed: Seed = None, dtype: DTypeLike = tf.float32,
+                  init: str = "identity", bias: bool = True,
+                  name: str | None = None) -> InvertibleDense:
         """Fresh tf.Variables for C = event_size channels.
 
         init: "identity" (W = I, the default) or "rotation" (a random rotation, log-det 0,

@@ -25,6 +25,10 @@ floating-point resolution. Measured round trips: see tests/bijectors/test_logist
 Inverse gradients are the implicit-function ones.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
 import tensorflow as tf
 import tensorflow_probability as tfp
 from tensorflow_probability.python.internal import (
@@ -43,6 +47,7 @@ from tfp_flows.bijectors.mixture_cdf_math import (
     split_mixture_outputs,
 )
 from tfp_flows.serialization import register_serializable
+from tfp_flows.types import DTypeLike, Seed, TensorLike
 
 tfb = tfp.bijectors
 
@@ -71,8 +76,10 @@ class LogisticMixtureCDFTransformer(tfb.Bijector):
     under validate_args.
     """
 
-    def __init__(self, logits, locs, log_scales, a=0.0, b=0.0, num_iterations=None,
-                 validate_args=False, name="logistic_mixture_cdf_transformer"):
+    def __init__(self, logits: TensorLike, locs: TensorLike, log_scales: TensorLike,
+                 a: TensorLike = 0.0, b: TensorLike = 0.0, num_iterations: int | None = None,
+                 validate_args: bool = False,
+                 name: str = "logistic_mixture_cdf_transformer") -> None:
         parameters = dict(locals())
         with tf.name_scope(name) as name:
             dtype = dtype_util.common_dtype([logits, locs, log_scales, a, b],
@@ -90,8 +97,10 @@ class LogisticMixtureCDFTransformer(tfb.Bijector):
                              dtype=dtype, parameters=parameters, name=name)
 
     @classmethod
-    def trainable(cls, event_size, *, num_components=4, seed=None, dtype=tf.float32,
-                  loc_spread=1.0, validate_args=False, name="logistic_mixture_cdf_transformer"):
+    def trainable(cls, event_size: int, *, num_components: int = 4, seed: Seed = None,
+                  dtype: DTypeLike = tf.float32, loc_spread: float = 1.0,
+                  validate_args: bool = False,
+                  name: str = "logistic_mixture_cdf_transformer") -> LogisticMixtureCDFTransformer:
         """An elementwise transformer over R^event_size owning fresh variables.
 
         Starts with equal weights, unit scales, a = b = 0 and locations
@@ -188,8 +197,8 @@ class LogisticMixtureCouplingFn:
     `FlowModel` finds the conditioner through the `conditioner` attribute.
     """
 
-    def __init__(self, conditioner, num_components=4, loc_spread=1.0, log_scale_bound=5.0,
-                 num_iterations=None):
+    def __init__(self, conditioner: Callable, num_components: int = 4, loc_spread: float = 1.0,
+                 log_scale_bound: float = 5.0, num_iterations: int | None = None) -> None:
         self.conditioner = conditioner
         self.num_components = int(num_components)
         self.loc_spread = float(loc_spread)
@@ -213,11 +222,14 @@ class LogisticMixtureCouplingFn:
                 "num_iterations": self.num_iterations}
 
 
-def logistic_mixture_coupling(num_masked, *, num_components=4, hidden_units=(64, 64),
-                              activation="relu", context_size=None, density_direction=True,
-                              kernel_initializer="glorot_uniform", loc_spread=1.0,
-                              num_iterations=None, dtype="float32",
-                              name="logistic_mixture_coupling"):
+def logistic_mixture_coupling(num_masked: int, *, num_components: int = 4,
+                              hidden_units: Sequence[int] = (64, 64),
+                              activation: str | Callable = "relu", context_size: int | None = None,
+                              density_direction: bool = True,
+                              kernel_initializer: str | Callable = "glorot_uniform",
+                              loc_spread: float = 1.0, num_iterations: int | None = None,
+                              dtype: DTypeLike = "float32",
+                              name: str = "logistic_mixture_coupling") -> tfb.Bijector:
     """A Flow++ coupling layer: TFP's `tfb.RealNVP` with a logistic-mixture CDF transformer.
 
     The first `num_masked` coordinates x0 pass unchanged; each of the others is transformed

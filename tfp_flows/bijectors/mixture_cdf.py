@@ -27,6 +27,10 @@ bijector gives log_prob -inf there (NaN for NaN); with `validate_args=True` such
 raise `InvalidArgumentError` instead.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -48,6 +52,7 @@ from tfp_flows.bijectors.mixture_cdf_math import (
     split_mixture_outputs,
 )
 from tfp_flows.serialization import register_serializable
+from tfp_flows.types import DTypeLike, Seed, TensorLike
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 
@@ -73,8 +78,9 @@ class MixtureCDF(tfb.Bijector):
     docstring: -inf/+inf outside, so log_prob -inf; raises under validate_args).
     """
 
-    def __init__(self, logits, locs, log_scales, kind="gaussian", num_iterations=None,
-                 validate_args=False, name="mixture_cdf"):
+    def __init__(self, logits: TensorLike, locs: TensorLike, log_scales: TensorLike,
+                 kind: str = "gaussian", num_iterations: int | None = None,
+                 validate_args: bool = False, name: str = "mixture_cdf") -> None:
         parameters = dict(locals())
         with tf.name_scope(name) as name:
             dtype = dtype_util.common_dtype([logits, locs, log_scales], dtype_hint=tf.float32)
@@ -90,9 +96,10 @@ class MixtureCDF(tfb.Bijector):
                              dtype=dtype, parameters=parameters, name=name)
 
     @classmethod
-    def trainable(cls, event_size, *, num_components=5, kind="gaussian", seed=None,
-                  dtype=tf.float32, loc_spread=1.5, init_log_scale=None, validate_args=False,
-                  name="mixture_cdf"):
+    def trainable(cls, event_size: int, *, num_components: int = 5, kind: str = "gaussian",
+                  seed: Seed = None, dtype: DTypeLike = tf.float32, loc_spread: float = 1.5,
+                  init_log_scale: float | None = None, validate_args: bool = False,
+                  name: str = "mixture_cdf") -> MixtureCDF:
         """An elementwise mixture CDF over R^event_size owning fresh variables.
 
         Starts with equal weights, scales exp(init_log_scale) (default: unit-variance
@@ -215,8 +222,8 @@ class MixtureCDFCouplingFn:
     so that the flow saves to a `.keras` file.
     """
 
-    def __init__(self, conditioner, num_components=5, kind="gaussian", loc_spread=1.5,
-                 num_iterations=None):
+    def __init__(self, conditioner: Callable, num_components: int = 5, kind: str = "gaussian",
+                 loc_spread: float = 1.5, num_iterations: int | None = None) -> None:
         self.conditioner = conditioner
         self.num_components = int(num_components)
         self.kind = check_kind(kind)
@@ -240,7 +247,8 @@ class MixtureCDFCouplingFn:
                 "num_iterations": self.num_iterations}
 
 
-def cdf_flow_distribution(cdf, event_size, dtype="float32"):
+def cdf_flow_distribution(cdf: tfb.Bijector, event_size: int,
+                          dtype: DTypeLike = "float32") -> tfd.Distribution:
     """The density on R^event_size whose data -> base map is `cdf` (onto (0, 1)^D).
 
     `tfd.TransformedDistribution(Uniform(0, 1)^D, ClosedFormLogProbInvert(cdf))`:

@@ -8,6 +8,8 @@ importance of each dimension. Elementwise (`forward_min_event_ndims=0`) with s b
 against the event's last axes, always increasing; the log-det is closed form.
 """
 
+from __future__ import annotations
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -16,6 +18,8 @@ from tensorflow_probability.python.internal import (
     parameter_properties,
     tensor_util,
 )
+
+from tfp_flows.types import DTypeLike, Seed, TensorLike
 
 tfb = tfp.bijectors
 
@@ -33,7 +37,8 @@ class NICEScaling(tfb.Bijector):
     R; every log_scale is allowed.
     """
 
-    def __init__(self, log_scale, validate_args=False, name="nice_scaling"):
+    def __init__(self, log_scale: TensorLike, validate_args: bool = False,
+                 name: str = "nice_scaling") -> None:
         parameters = dict(locals())
         with tf.name_scope(name) as name:
             dtype = dtype_util.common_dtype([log_scale], dtype_hint=tf.float32)
@@ -48,7 +53,8 @@ class NICEScaling(tfb.Bijector):
         return dict(log_scale=parameter_properties.ParameterProperties(event_ndims=0))
 
     @classmethod
-    def trainable(cls, event_size, *, seed=None, dtype=tf.float32, name="nice_scaling"):
+    def trainable(cls, event_size: int, *, seed: Seed = None, dtype: DTypeLike = tf.float32,
+                  name: str = "nice_scaling") -> NICEScaling:
         """A scaling owning a fresh tf.Variable log_scale [event_size] = 0 (the identity).
 
         `seed` is accepted for a uniform interface; the initialisation is deterministic.

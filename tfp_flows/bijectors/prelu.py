@@ -1,5 +1,7 @@
 """PReLU: the parametric rectified linear unit as an elementwise bijector."""
 
+from __future__ import annotations
+
 import tensorflow as tf
 import tensorflow_probability as tfp
 from tensorflow_probability.python.internal import (
@@ -8,6 +10,8 @@ from tensorflow_probability.python.internal import (
     parameter_properties,
     tensor_util,
 )
+
+from tfp_flows.types import DTypeLike, Seed, TensorLike
 
 tfb = tfp.bijectors
 
@@ -40,7 +44,7 @@ class PReLU(tfb.Bijector):
     validate_args.
     """
 
-    def __init__(self, alpha, validate_args=False, name="prelu"):
+    def __init__(self, alpha: TensorLike, validate_args: bool = False, name: str = "prelu") -> None:
         parameters = dict(locals())
         with tf.name_scope(name) as name:
             dtype = dtype_util.common_dtype([alpha], dtype_hint=tf.float32)
@@ -49,8 +53,9 @@ class PReLU(tfb.Bijector):
                              dtype=dtype, parameters=parameters, name=name)
 
     @classmethod
-    def trainable(cls, event_size, *, seed=None, dtype=tf.float32, init_alpha=1.0,
-                  validate_args=False, name="prelu"):
+    def trainable(cls, event_size: int, *, seed: Seed = None, dtype: DTypeLike = tf.float32,
+                  init_alpha: float = 1.0, validate_args: bool = False,
+                  name: str = "prelu") -> PReLU:
         """A PReLU owning one slope per dimension, alpha = softplus(v), starting at init_alpha.
 
         `seed` is accepted for a uniform API; the start is deterministic (the identity).

@@ -15,6 +15,8 @@ In a TFP flow (forward = latent → data) the data-side squeeze of RealNVP/Glow 
 sandwich; see `FactorOut`.
 """
 
+from __future__ import annotations
+
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -34,7 +36,7 @@ class Squeeze(tfb.Bijector):
     images whose H and W divide by `factor`; other shapes raise a ValueError.
     """
 
-    def __init__(self, factor=2, validate_args=False, name="squeeze"):
+    def __init__(self, factor: int = 2, validate_args: bool = False, name: str = "squeeze") -> None:
         parameters = dict(locals())
         self._factor = int(factor)
         if self._factor < 1:

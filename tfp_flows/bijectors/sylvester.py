@@ -33,6 +33,8 @@ over i runs over the M hidden units (a model dimension, not the data) and unroll
 For "orthogonal", the round-trip error is bounded by the orthogonality residual of Q.
 """
 
+from __future__ import annotations
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -43,6 +45,7 @@ from tensorflow_probability.python.internal import (
 )
 
 from tfp_flows.bijectors.tanh_root import solve_linear_plus_tanh
+from tfp_flows.types import DTypeLike, Seed, TensorLike
 
 tfb = tfp.bijectors
 
@@ -122,9 +125,10 @@ class Sylvester(tfb.Bijector):
     a zero v_k has no Q and gives NaN (not checked).
     """
 
-    def __init__(self, r, r_tilde, bias, q_params=None, *, q_kind="orthogonal",
-                 permute=False, max_orthogonalization_iterations=100, validate_args=False,
-                 name="sylvester"):
+    def __init__(self, r: TensorLike, r_tilde: TensorLike, bias: TensorLike,
+                 q_params: TensorLike | None = None, *, q_kind: str = "orthogonal",
+                 permute: bool = False, max_orthogonalization_iterations: int = 100,
+                 validate_args: bool = False, name: str = "sylvester") -> None:
         parameters = dict(locals())
         if q_kind not in Q_KINDS:
             raise ValueError(f"Sylvester: q_kind must be one of {Q_KINDS}; got {q_kind!r}.")
@@ -178,8 +182,10 @@ class Sylvester(tfb.Bijector):
                     q_params=parameter_properties.ParameterProperties(event_ndims=2))
 
     @classmethod
-    def trainable(cls, event_size, *, seed=None, dtype=tf.float32, q_kind="orthogonal",
-                  num_hidden=None, num_reflections=None, permute=False, name="sylvester"):
+    def trainable(cls, event_size: int, *, seed: Seed = None, dtype: DTypeLike = tf.float32,
+                  q_kind: str = "orthogonal", num_hidden: int | None = None,
+                  num_reflections: int | None = None, permute: bool = False,
+                  name: str = "sylvester") -> Sylvester:
         """A Sylvester layer owning fresh tf.Variables, initialised at the identity.
 
         R = 0 (so f(z) = z exactly); R̃ ~ N(0, 1/M) in the strict upper triangle and on the

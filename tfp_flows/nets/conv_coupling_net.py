@@ -6,6 +6,10 @@ CNN: conv 3×3 → ReLU → conv 1×1 → ReLU → conv 3×3. Glow initialises t
 to zero, so each fresh coupling layer is the identity; this net does the same.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+
 import keras
 from keras import ops
 
@@ -22,8 +26,9 @@ class ConvCouplingNet(keras.layers.Layer):
       kernel_initializer: initializer of the hidden kernels (the last one is zeros).
     """
 
-    def __init__(self, hidden_channels=64, output_channels=None, kernel_size=3,
-                 activation="relu", kernel_initializer="glorot_uniform", **kwargs):
+    def __init__(self, hidden_channels: int = 64, output_channels: int | None = None,
+                 kernel_size: int = 3, activation: str | Callable = "relu",
+                 kernel_initializer: str | Callable = "glorot_uniform", **kwargs) -> None:
         super().__init__(**kwargs)
         self.hidden_channels = int(hidden_channels)
         self.output_channels = None if output_channels is None else int(output_channels)

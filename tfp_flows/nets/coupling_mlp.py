@@ -7,6 +7,10 @@ with a triangular Jacobian, so the conditioner is an unconstrained MLP. Its outp
 starts at zero, so a fresh coupling layer is the identity.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
 import keras
 from keras import ops
 
@@ -36,9 +40,11 @@ class CouplingMLP(keras.layers.Layer):
         by b), so scales cannot overflow far from the data; None disables it. Default 6.
     """
 
-    def __init__(self, hidden_units=(64, 64), activation="relu", shift_only=False,
-                 output_units=None, kernel_initializer="glorot_uniform",
-                 log_scale_bound=DEFAULT_LOG_SCALE_BOUND, context_size=None, **kwargs):
+    def __init__(self, hidden_units: Sequence[int] = (64, 64), activation: str | Callable = "relu",
+                 shift_only: bool = False, output_units: int | None = None,
+                 kernel_initializer: str | Callable = "glorot_uniform",
+                 log_scale_bound: float | None = DEFAULT_LOG_SCALE_BOUND,
+                 context_size: int | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.hidden_units = [int(u) for u in hidden_units]
         self.activation = keras.activations.get(activation)

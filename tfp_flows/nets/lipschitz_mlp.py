@@ -22,6 +22,10 @@ every c; the residual block x -> x + g(x, c) is invertible in x for each context
 all a conditional flow p(x | c) needs. (How g varies with c is unconstrained.)
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
 import keras
 import tensorflow as tf
 from keras import ops
@@ -86,9 +90,10 @@ class LipschitzMLP(keras.layers.Layer):
         bound holds in x for every c). Call as `g(x, conditional_input=c)`.
     """
 
-    def __init__(self, event_size, hidden_units=(64, 64), activation="lipswish",
-                 lipschitz_constant=0.9, kernel_initializer="glorot_uniform",
-                 zero_init_output=True, context_size=None, **kwargs):
+    def __init__(self, event_size: int, hidden_units: Sequence[int] = (64, 64),
+                 activation: str | Callable = "lipswish", lipschitz_constant: float = 0.9,
+                 kernel_initializer: str | Callable = "glorot_uniform",
+                 zero_init_output: bool = True, context_size: int | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         if not 0.0 < float(lipschitz_constant) < 1.0:
             raise ValueError(f"lipschitz_constant must lie in (0, 1) for an invertible "

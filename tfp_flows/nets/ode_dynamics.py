@@ -13,6 +13,10 @@ activation (tanh, softplus) keeps the dynamics differentiable, which the ODE sol
 trace of the Jacobian need.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
 import keras
 from keras import ops
 
@@ -32,8 +36,9 @@ class ODEDynamics(keras.layers.Layer):
       kernel_initializer: initializer of the kernels W_l (the output one when not zeroed).
     """
 
-    def __init__(self, hidden_units=(64, 64), activation="tanh", zero_init_output=True,
-                 kernel_initializer="glorot_uniform", **kwargs):
+    def __init__(self, hidden_units: Sequence[int] = (64, 64), activation: str | Callable = "tanh",
+                 zero_init_output: bool = True,
+                 kernel_initializer: str | Callable = "glorot_uniform", **kwargs) -> None:
         super().__init__(**kwargs)
         self.hidden_units = [int(u) for u in hidden_units]
         if any(u <= 0 for u in self.hidden_units):

@@ -21,6 +21,10 @@ The masks are applied in the forward pass (kernel * mask), so they hold under an
 optimizer, under XLA and in an exported SavedModel.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
 import keras
 import numpy as np
 from keras import ops
@@ -72,9 +76,10 @@ class MaskedConv2D(keras.layers.Layer):
       kernel_initializer, bias_initializer: Keras initializers.
     """
 
-    def __init__(self, filters, kernel_size, mask_type="B", channels=1, in_groups=None,
-                 out_groups=None, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+    def __init__(self, filters: int, kernel_size: int, mask_type: str = "B", channels: int = 1,
+                 in_groups: int | None = None, out_groups: int | None = None,
+                 kernel_initializer: str | Callable = "glorot_uniform",
+                 bias_initializer: str | Callable = "zeros", **kwargs) -> None:
         super().__init__(**kwargs)
         self.filters = int(filters)
         ks = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
@@ -142,9 +147,11 @@ class PixelCNN(keras.layers.Layer):
       zero_init_output: start the output layer at zero (identity flow). Default True.
     """
 
-    def __init__(self, event_shape, params=2, filters=32, num_layers=2, first_kernel_size=5,
-                 kernel_size=3, activation="relu", kernel_initializer="glorot_uniform",
-                 zero_init_output=True, **kwargs):
+    def __init__(self, event_shape: Sequence[int], params: int = 2, filters: int = 32,
+                 num_layers: int = 2, first_kernel_size: int = 5, kernel_size: int = 3,
+                 activation: str | Callable = "relu",
+                 kernel_initializer: str | Callable = "glorot_uniform",
+                 zero_init_output: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         event_shape = [int(s) for s in event_shape]
         if len(event_shape) != 3:

@@ -17,7 +17,10 @@ its own kernel, h1 = act(W x0 + V c + b), so the spline parameters depend on (x0
 the coupling stays invertible in x for every c.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Callable, Sequence
 
 import keras
 import tensorflow_probability as tfp
@@ -49,9 +52,12 @@ class SplineCouplingMLP(keras.layers.Layer):
         `bijector_kwargs` (see `tfp_flows.conditioning`).
     """
 
-    def __init__(self, hidden_units=(64, 64), num_bins=8, bound=5.0, activation="relu",
-                 output_units=None, min_bin_width=1e-3, min_bin_height=1e-3, min_slope=1e-3,
-                 kernel_initializer="glorot_uniform", context_size=None, **kwargs):
+    def __init__(self, hidden_units: Sequence[int] = (64, 64), num_bins: int = 8,
+                 bound: float = 5.0, activation: str | Callable = "relu",
+                 output_units: int | None = None, min_bin_width: float = 0.001,
+                 min_bin_height: float = 0.001, min_slope: float = 0.001,
+                 kernel_initializer: str | Callable = "glorot_uniform",
+                 context_size: int | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.hidden_units = [int(u) for u in hidden_units]
         self.num_bins = int(num_bins)

@@ -19,6 +19,10 @@ The masks are applied in the forward pass (kernel * mask), so they hold under an
 optimizer, under XLA and in an exported SavedModel.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
 import keras
 import numpy as np
 from keras import ops
@@ -40,8 +44,9 @@ class CausalConv1D(keras.layers.Layer):
       kernel_initializer, bias_initializer: Keras initializers.
     """
 
-    def __init__(self, filters, kernel_size=2, dilation_rate=1, exclusive=False,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+    def __init__(self, filters: int, kernel_size: int = 2, dilation_rate: int = 1,
+                 exclusive: bool = False, kernel_initializer: str | Callable = "glorot_uniform",
+                 bias_initializer: str | Callable = "zeros", **kwargs) -> None:
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.kernel_size = int(kernel_size)
@@ -102,9 +107,10 @@ class WaveNet(keras.layers.Layer):
       zero_init_output: start the output layer at zero (identity flow). Default True.
     """
 
-    def __init__(self, sequence_length, params=2, filters=32, dilations=(1, 2, 4, 8),
-                 kernel_size=2, kernel_initializer="glorot_uniform", zero_init_output=True,
-                 **kwargs):
+    def __init__(self, sequence_length: int, params: int = 2, filters: int = 32,
+                 dilations: Sequence[int] = (1, 2, 4, 8), kernel_size: int = 2,
+                 kernel_initializer: str | Callable = "glorot_uniform",
+                 zero_init_output: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         self.sequence_length = int(sequence_length)
         self.params = int(params)
