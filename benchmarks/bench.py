@@ -13,7 +13,7 @@ flowjax; its `setup_envs.sh` makes their environments with pinned versions) and 
 comes from wait4().
 Raw records go to `$NF_BENCH_OUT` (default /tmp/nf_tfp_flows_bench); summaries to
 `benchmarks/results/*.json`; the tables are rendered into `benchmarks/README.md` and the
-"Performance" section of the top-level README.md, between `<!-- generated:... -->` markers.
+docs/benchmarks.md (the documentation site), between `<!-- generated:... -->` markers.
 Thread settings: 2 threads everywhere, for every framework.
 stdlib only.
 """
@@ -551,7 +551,7 @@ def render():
                  "\n\n" + kl_table(res["compare"]))
         print(ratio)
         put_block(readme, "ratios", ratio)
-        put_block(REPO / "README.md", "ratios", ratio)
+        put_block(REPO / "docs" / "benchmarks.md", "ratios", ratio)
         detail = detail_table(res["compare"])
         print(detail)
         put_block(readme, "details", detail)

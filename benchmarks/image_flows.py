@@ -22,7 +22,7 @@ map to [0, 1] (inverse logit) is part of each flow, so no separate scaling term 
 Same split as `tfp-flows train` (datasets.load("digits", dequantize=False): 1438 / 180 /
 179 images), Adam, batch 128, seed 0. The test bits/dim average 10 independent noise draws
 per test image (each draw a single-sample bound). Writes docs/figures/<model>_digits_samples.png
-(test images, their reconstructions through the flow, samples) and the table into README.md
+(test images, their reconstructions through the flow, samples) and the table into docs/benchmarks.md
 between the `<!-- generated:image-flows -->` markers; results in
 benchmarks/results/image_flows.json.
 """
@@ -113,7 +113,8 @@ def table(results):
             continue
         rows.append(f"| {r['description']} | {r['parameters']:,} | {r['epochs']} | "
                     f"{r['fit_seconds']:.0f} s | **{r['test_bits_per_dim']:.3f}** "
-                    f"± {r['test_bits_per_dim_stderr']:.3f} | [png]({r['figure']}) |")
+                    f"± {r['test_bits_per_dim_stderr']:.3f} | "
+                    f"[png]({r['figure'].removeprefix('docs/')}) |")  # docs/benchmarks.md's link
     m = results["machine"]
     note = (f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores; load "
             f"average {' '.join(m['loadavg'])} at the end), CPU only, by "
@@ -146,7 +147,7 @@ def main(argv=None):
             RESULTS_FILE.write_text(json.dumps(results, indent=2))
     text = table(results)
     print(text)
-    put_block(REPO / "README.md", "image-flows", text)
+    put_block(REPO / "docs" / "benchmarks.md", "image-flows", text)
     return 0
 
 

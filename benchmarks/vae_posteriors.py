@@ -32,7 +32,7 @@ from tfp_flows.vae import POSTERIORS, FlowVAE, binarized_digits  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "vae_posteriors.json")
-README = os.path.join(ROOT, "README.md")
+README = os.path.join(ROOT, "docs", "benchmarks.md")
 START, END = "<!-- generated:vae -->", "<!-- /generated:vae -->"
 
 
@@ -71,7 +71,7 @@ def write_readme(text):
         readme = f.read()
     pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
     if not pattern.search(readme):
-        raise SystemExit(f"README.md has no {START} ... {END} block.")
+        raise SystemExit(f"docs/benchmarks.md has no {START} ... {END} block.")
     with open(README, "w") as f:
         f.write(pattern.sub(lambda _: f"{START}\n{text}\n{END}", readme))
 

@@ -16,7 +16,7 @@ says so. The run folder's figures are not drawn. Per recipe it records the test 
 image recipes the bits/dim, of the discrete data for digits) as `train` reports it, the
 wall-clock time of `fit()` (compilation included), the number of parameters and the
 budget. Results go to `benchmarks/results/zoo.json`; the table goes into the top-level
-README.md between the `<!-- generated:zoo -->` markers, with the date, the machine (CPU
+docs/benchmarks.md between the `<!-- generated:zoo -->` markers, with the date, the machine (CPU
 model, cores) and the load average while it ran.
 """
 
@@ -224,8 +224,8 @@ def main(argv=None):
         measure(names, scale, args.num_points, args.timeout, args.jit_compile, save)
     text = table(result)
     print(text)
-    if not put_block(REPO / "README.md", "zoo", text):
-        print("README.md has no <!-- generated:zoo --> markers; table not written there.")
+    if not put_block(REPO / "docs" / "benchmarks.md", "zoo", text):
+        print("docs/benchmarks.md has no <!-- generated:zoo --> markers; table not written there.")
     return 0
 
 

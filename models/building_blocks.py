@@ -6,6 +6,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_flows import FlowModel
+from tfp_flows.bijectors import Bounded, Standardize
 from tfp_flows.dequantization import DequantizedDistribution
 from tfp_flows.flow_model import flow_bijector
 
@@ -51,15 +52,42 @@ def kernel_initializer(seed, index):
     return keras.initializers.GlorotUniform(seed=None if seed is None else seed * 1000 + index)
 
 
-def flow_model(event_size, bijectors, dtype, name, context_size=None):
+def data_end(event_size, dtype, *, standardize=True, bounds=None):
+    """The fixed bijectors at the data end of a vector flow (first in a tfb.Chain list).
+
+    bounds: None, or the support of the data (`Bounded.from_bounds`: "positive", a pair
+    (low, high) for every coordinate, or one pair / "positive" / None per coordinate): a
+    `Bounded` map puts the density on that box. standardize: a `Standardize` (identity
+    until `FlowModel.adapt(x_train)` fits it), on the unconstrained side of the bounds.
+    """
+    layers = []
+    if bounds is not None:
+        layers.append(Bounded.from_bounds(bounds, event_size, dtype=dtype, name="bounds"))
+    if standardize:
+        layers.append(Standardize.identity(event_size, dtype=dtype, name="standardize"))
+    return layers
+
+
+def flow_model(event_size, bijectors, dtype, name, context_size=None, *, standardize=True,
+               bounds=None):
     """`FlowModel` of N(0, I) pushed through the chain of `bijectors`.
 
     With `context_size`, the model is conditional: p(x | context), context of that size.
+    standardize: put a `Standardize` at the data end (and standardise the contexts of a
+    conditional model); fit both with `model.adapt(x_train[, context_train])` before
+    training, so the networks see standardised values while log_prob, sample and saved
+    files speak data units. bounds: the data's support, see `data_end`.
     """
+    chain = [*data_end(event_size, dtype, standardize=standardize, bounds=bounds), *bijectors]
     dist = tfd.TransformedDistribution(standard_normal(event_size, dtype),
-                                       tfb.Chain(bijectors, name=f"{name}_chain"))
+                                       tfb.Chain(chain, name=f"{name}_chain"))
     context_shape = None if context_size is None else [int(context_size)]
-    return FlowModel(dist, context_shape=context_shape, name=name)
+    context_standardizer = None
+    if context_size is not None and standardize:
+        context_standardizer = Standardize.identity(int(context_size), dtype=dtype,
+                                                    name="context_standardize")
+    return FlowModel(dist, context_shape=context_shape, name=name,
+                     context_standardizer=context_standardizer)
 
 
 def trainable_stack(bijector_class, event_size, num_layers, seed, dtype, prefix,

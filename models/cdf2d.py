@@ -15,23 +15,32 @@ Pieces: `tfb.RealNVP(num_masked=1)` with `MixtureCDFCouplingFn` over a
 `MixtureCDF.trainable(1)` to x1, inverted inside `cdf_flow_distribution`'s uniform base.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
 import tensorflow_probability as tfp
-from tfp_flows.models.building_blocks import kernel_initializer
+from tfp_flows.models.building_blocks import data_end, kernel_initializer
 from tfp_flows.models.recipe import Recipe
 
 from tfp_flows import FlowModel, nets
 from tfp_flows.bijectors import MixtureCDF, MixtureCDFCouplingFn, cdf_flow_distribution
+from tfp_flows.types import BoundsLike, DTypeLike, Seed
 
-tfb = tfp.bijectors
+tfb, tfd = tfp.bijectors, tfp.distributions
 
 
-def build_cdf2d(event_size=2, *, num_components=5, kind="gaussian", hidden_units=(64, 64),
-                activation="relu", dtype="float32", seed=None, name="cdf2d"):
+def build_cdf2d(event_size: int = 2, *, num_components: int = 5, kind: str = "gaussian",
+                hidden_units: Sequence[int] = (64, 64), activation: str | Callable = "relu",
+                dtype: DTypeLike = "float32", seed: Seed = None, name: str = "cdf2d",
+                standardize: bool = True, bounds: BoundsLike = None) -> FlowModel:
     """The 2-D autoregressive CDF flow `FlowModel` (Uniform(0, 1)^2 base).
 
     num_components: K of both mixtures (seed 003 uses 5).
     kind: 'gaussian' (seed 003's mixtures of Gaussians) or 'logistic'.
     hidden_units, activation: the MLP of x1 giving x2's 3K mixture parameters.
+    standardize, bounds: the data end (`building_blocks.flow_model`): a Standardize fitted by
+    `model.adapt(x_train)`, and the data's support, e.g. bounds="positive" or (0, 1).
     """
     if int(event_size) != 2:
         raise ValueError(f"cdf2d is the 2-D autoregressive CDF flow: event_size must be 2, got "
@@ -48,7 +57,12 @@ def build_cdf2d(event_size=2, *, num_components=5, kind="gaussian", hidden_units
                          name="cdf_x2_given_x1")
     cdf = tfb.Chain([tfb.Blockwise([first, tfb.Identity()], block_sizes=[1, 1],
                                    name="cdf_x1_block"), second], name=f"{name}_cdf")
-    return FlowModel(cdf_flow_distribution(cdf, 2, dtype), name=name)
+    dist = cdf_flow_distribution(cdf, 2, dtype)
+    layers = data_end(2, dtype, standardize=standardize, bounds=bounds)
+    if layers:  # the data end maps data -> standardised values before the CDFs
+        chain = tfb.Chain([*layers, dist.bijector], name=f"{name}_chain")
+        dist = tfd.TransformedDistribution(dist.distribution, chain)
+    return FlowModel(dist, name=name)
 
 
 RECIPES = {

@@ -7,6 +7,11 @@ estimator above (then log_prob is a random, unbiased estimate). Sampling and den
 evaluation both cost one ODE solve per block.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
 import tensorflow as tf
 import tensorflow_probability as tfp
 from tfp_flows.models.building_blocks import flow_model, kernel_initializer
@@ -14,6 +19,10 @@ from tfp_flows.models.recipe import Recipe
 
 from tfp_flows import nets
 from tfp_flows.ffjord import DormandPrinceSolver, ExactTrace, FixedStepSolver, HutchinsonTrace
+from tfp_flows.types import BoundsLike, DTypeLike, Seed
+
+if TYPE_CHECKING:
+    from tfp_flows import FlowModel
 
 tfb = tfp.bijectors
 
@@ -23,9 +32,11 @@ _TRACES = ("auto", "exact", "hutchinson")
 _SOLVERS = ("dopri5", "rk4")
 
 
-def build_ffjord(event_size, *, num_layers=1, hidden_units=(64, 64), activation="tanh",
-                 trace="auto", solver="dopri5", rtol=1e-5, atol=1e-5, num_steps=8,
-                 dtype="float32", seed=None, name="ffjord"):
+def build_ffjord(event_size: int, *, num_layers: int = 1, hidden_units: Sequence[int] = (64, 64),
+                 activation: str | Callable = "tanh", trace: str = "auto", solver: str = "dopri5",
+                 rtol: float = 1e-05, atol: float = 1e-05, num_steps: int = 8,
+                 dtype: DTypeLike = "float32", seed: Seed = None, name: str = "ffjord",
+                 standardize: bool = True, bounds: BoundsLike = None) -> FlowModel:
     """A FFJORD `FlowModel`: `num_layers` chained continuous-flow blocks over N(0, I).
 
     trace: "exact" (TFP's `trace_jacobian_exact`), "hutchinson" (Rademacher noise, one
@@ -34,6 +45,8 @@ def build_ffjord(event_size, *, num_layers=1, hidden_units=(64, 64), activation=
     solver: "dopri5" (TFP's adaptive Dormand-Prince with `rtol`, `atol`; adjoint gradients)
       or "rk4" (fixed-step Runge-Kutta 4 with `num_steps` steps; cheaper, XLA-friendly,
       discretisation error O(num_steps^-4)).
+    standardize, bounds: the data end (`building_blocks.flow_model`): a Standardize fitted by
+    `model.adapt(x_train)`, and the data's support, e.g. bounds="positive" or (0, 1).
     """
     if trace not in _TRACES:
         raise ValueError(f"trace must be one of {_TRACES}; got {trace!r}.")
@@ -52,7 +65,8 @@ def build_ffjord(event_size, *, num_layers=1, hidden_units=(64, 64), activation=
                           else FixedStepSolver(num_steps)),
             trace_augmentation_fn=ExactTrace() if trace == "exact" else HutchinsonTrace(),
             dtype=tf.as_dtype(dtype), name=f"ffjord_{i}"))
-    return flow_model(event_size, blocks, dtype, name)
+    return flow_model(event_size, blocks, dtype, name,
+                      standardize=standardize, bounds=bounds)
 
 
 RECIPES = {

@@ -23,6 +23,11 @@ conditioners (no convolutional/self-attention conditioners, no multi-scale), sui
 digits.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import tensorflow as tf
 import tensorflow_probability as tfp
 from tfp_flows.models.building_blocks import (
@@ -36,6 +41,10 @@ from tfp_flows.models.recipe import Recipe
 
 from tfp_flows.bijectors import ActNorm, logistic_mixture_coupling
 from tfp_flows.dequantization import VariationalDequantizer
+from tfp_flows.types import DTypeLike, Seed
+
+if TYPE_CHECKING:
+    from tfp_flows import FlowModel
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 
@@ -57,10 +66,12 @@ def mixture_coupling_noise_flow(event_size, *, num_layers=2, num_components=4,
     return tfb.Chain(layers[::-1], name="dequantizer_flow")
 
 
-def build_flowpp(event_shape=(8, 8, 1), *, num_layers=4, num_components=4,
-                 hidden_units=(64, 64), num_levels=17, dequantization="variational",
-                 dequantizer_layers=2, dequantizer_hidden_units=(32,), alpha=0.05,
-                 dtype="float32", seed=None, name="flowpp"):
+def build_flowpp(event_shape: Sequence[int] = (8, 8, 1), *, num_layers: int = 4,
+                 num_components: int = 4, hidden_units: Sequence[int] = (64, 64),
+                 num_levels: int = 17, dequantization: str = "variational",
+                 dequantizer_layers: int = 2, dequantizer_hidden_units: Sequence[int] = (32,),
+                 alpha: float = 0.05, dtype: DTypeLike = "float32", seed: Seed = None,
+                 name: str = "flowpp") -> FlowModel:
     """A Flow++ `FlowModel` over integer images with `num_levels` levels (module docstring).
 
     Args:

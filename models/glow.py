@@ -24,6 +24,11 @@ ActNorm's data-dependent initialisation: `initialize_actnorms(model, k_batch)` (
 runs it on the first training batch before `fit`).
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import tensorflow as tf
 import tensorflow_probability as tfp
 from tfp_flows.models.building_blocks import check_dequantization, levels_model
@@ -38,6 +43,10 @@ from tfp_flows.bijectors import (
     Squeeze,
 )
 from tfp_flows.dequantization import VariationalDequantizer
+from tfp_flows.types import DTypeLike, Seed
+
+if TYPE_CHECKING:
+    from tfp_flows import FlowModel
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 
@@ -78,10 +87,11 @@ def multiscale_glow(shape, num_scales, num_steps, hidden_channels, dtype, seed, 
                       Squeeze(name=f"squeeze_{first_index}")], name=f"scale_{first_index}")
 
 
-def build_glow(event_shape=(8, 8, 1), *, num_scales=2, num_steps=4, hidden_channels=32,
-               num_levels=17, dequantization="uniform", dequantizer_layers=2,
-               dequantizer_hidden_units=(64,), alpha=0.05, dtype="float32", seed=None,
-               name="glow"):
+def build_glow(event_shape: Sequence[int] = (8, 8, 1), *, num_scales: int = 2, num_steps: int = 4,
+               hidden_channels: int = 32, num_levels: int = 17, dequantization: str = "uniform",
+               dequantizer_layers: int = 2, dequantizer_hidden_units: Sequence[int] = (64,),
+               alpha: float = 0.05, dtype: DTypeLike = "float32", seed: Seed = None,
+               name: str = "glow") -> FlowModel:
     """A multi-scale Glow `FlowModel` over integer images with `num_levels` levels.
 
     Args:

@@ -4,26 +4,45 @@ The inverse of a MAF: `tfb.Invert(tfb.MaskedAutoregressiveFlow(MADE))`. Sampling
 network pass per layer; density evaluation of new points needs D sequential passes.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
 import tensorflow_probability as tfp
 from tfp_flows.models.building_blocks import flow_model, interleave
-from tfp_flows.models.maf import maf_layers
+from tfp_flows.models.maf import LOG_SCALE_BOUND, input_bound_for, maf_layers
 from tfp_flows.models.recipe import Recipe
+
+from tfp_flows.types import BoundsLike, DTypeLike, Seed
+
+if TYPE_CHECKING:
+    from tfp_flows import FlowModel
 
 tfb = tfp.bijectors
 
 
-def build_iaf(event_size, *, num_layers=5, hidden_units=(64, 64), activation="relu",
-              permutation="reverse", context_size=None, dtype="float32", seed=None,
-              name="iaf"):
+def build_iaf(event_size: int, *, num_layers: int = 5, hidden_units: Sequence[int] = (64, 64),
+              activation: str | Callable = "relu", permutation: str | None = "reverse",
+              context_size: int | None = None, dtype: DTypeLike = "float32", seed: Seed = None,
+              name: str = "iaf", standardize: bool = True, bounds: BoundsLike = None,
+              log_scale_bound: float | None = LOG_SCALE_BOUND,
+              input_bound: float | str | None = "auto") -> FlowModel:
     """An IAF `FlowModel`: inverted MAF layers with permutations between them.
 
     `context_size=k` makes it conditional, p(x | c) with c in R^k: train with fit(c, x).
+    standardize, bounds: the data end (`building_blocks.flow_model`): a Standardize fitted by
+    `model.adapt(x_train)`, and the data's support, e.g. bounds="positive" or (0, 1).
+    log_scale_bound, input_bound: each MADE's smooth clamps of its log-scale output and of
+    its inputs, as in `build_maf` (input_bound 'auto': 4 with standardize, None without).
     """
     layers = [tfb.Invert(maf, name=f"iaf_{i}") for i, maf in
               enumerate(maf_layers(event_size, num_layers, hidden_units, activation, dtype,
-                                   seed, context_size))]
+                                   seed, context_size, log_scale_bound,
+                                   input_bound_for(input_bound, standardize)))]
     return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name,
-                      context_size)
+                      context_size,
+                      standardize=standardize, bounds=bounds)
 
 
 RECIPES = {

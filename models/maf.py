@@ -6,40 +6,76 @@ x_i = z_i exp(a_i(x_<i)) + m_i(x_<i). Density evaluation is one network pass;
 sampling is D sequential passes.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
 import tensorflow_probability as tfp
 from tfp_flows.models.building_blocks import flow_model, interleave, kernel_initializer
 from tfp_flows.models.recipe import Recipe
 
 from tfp_flows import nets
 from tfp_flows.bijectors import FastSamplingMAF
+from tfp_flows.types import BoundsLike, DTypeLike, Seed
+
+if TYPE_CHECKING:
+    from tfp_flows import FlowModel
 
 tfb = tfp.bijectors
 
+# The zoo's clamps for MADE-conditioned layers (benchmarks/tails.py measures them): inputs
+# x -> c tanh(x / c) with c = 4 standard deviations of the standardised data, so that far from
+# the data every layer is a fixed affine map instead of a ReLU network's linear extrapolation
+# (whose shifts and scales compound over layers into log-densities ~1e15 nats below the
+# truth on a grid three times the data's range), and a log-scale bound of 2 per layer.
+STANDARDIZED_INPUT_BOUND = 4.0
+LOG_SCALE_BOUND = 2.0
+
+
+def input_bound_for(input_bound, standardize):
+    """input_bound 'auto': STANDARDIZED_INPUT_BOUND when the data end standardises (the
+    bound is in standard deviations), else None (no clamp: the data's scale is unknown)."""
+    if input_bound == "auto":
+        return STANDARDIZED_INPUT_BOUND if standardize else None
+    return input_bound
+
 
 def maf_layers(event_size, num_layers, hidden_units, activation, dtype, seed,
-               context_size=None):
+               context_size=None, log_scale_bound="auto", input_bound=None):
     """MAF layers: `bijectors.FastSamplingMAF` (TFP's MAF, same density code, whose forward
     pass - MAF sampling, IAF density - runs each MADE only on the units each output
     needs; conditional MADEs take TFP's forward)."""
     return [FastSamplingMAF(
                 nets.MADE(event_size, params=2, hidden_units=hidden_units,
                           activation=activation, dtype=dtype, context_size=context_size,
+                          log_scale_bound=log_scale_bound, input_bound=input_bound,
                           kernel_initializer=kernel_initializer(seed, i)),
                 name=f"maf_{i}")
             for i in range(num_layers)]
 
 
-def build_maf(event_size, *, num_layers=5, hidden_units=(64, 64), activation="relu",
-              permutation="reverse", context_size=None, dtype="float32", seed=None,
-              name="maf"):
+def build_maf(event_size: int, *, num_layers: int = 5, hidden_units: Sequence[int] = (64, 64),
+              activation: str | Callable = "relu", permutation: str | None = "reverse",
+              context_size: int | None = None, dtype: DTypeLike = "float32", seed: Seed = None,
+              name: str = "maf", standardize: bool = True, bounds: BoundsLike = None,
+              log_scale_bound: float | None = LOG_SCALE_BOUND,
+              input_bound: float | str | None = "auto") -> FlowModel:
     """A MAF `FlowModel`: `num_layers` MADE-conditioned affine layers with permutations.
 
     `context_size=k` makes it conditional, p(x | c) with c in R^k: train with fit(c, x).
+    standardize, bounds: the data end (`building_blocks.flow_model`): a Standardize fitted by
+    `model.adapt(x_train)`, and the data's support, e.g. bounds="positive" or (0, 1).
+    log_scale_bound, input_bound: each MADE's smooth clamps of its log-scale output,
+    b tanh(s / b), and of its inputs, c tanh(x / c) (see `nets.MADE`); input_bound 'auto' is
+    c = 4 with standardize, None without. Far from the data each layer is then affine with
+    fixed parameters, so log q falls like a Gaussian's there instead of off a cliff.
     """
     layers = maf_layers(event_size, num_layers, hidden_units, activation, dtype, seed,
-                        context_size)
+                        context_size, log_scale_bound, input_bound_for(input_bound, standardize))
     return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name,
-                      context_size)
+                      context_size,
+                      standardize=standardize, bounds=bounds)
 
 
 RECIPES = {

@@ -9,6 +9,11 @@ computes x = f(z) in the noise -> data direction, so the layer's transformer is
 `tfb.Invert(DeepSigmoidal(...))`.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
 import tensorflow_probability as tfp
 from tfp_flows.models.building_blocks import flow_model, interleave, kernel_initializer
 from tfp_flows.models.recipe import Recipe
@@ -16,6 +21,10 @@ from tfp_flows.models.recipe import Recipe
 from tfp_flows import nets
 from tfp_flows.bijectors import DeepSigmoidal
 from tfp_flows.serialization import register_serializable
+from tfp_flows.types import BoundsLike, DTypeLike, Seed
+
+if TYPE_CHECKING:
+    from tfp_flows import FlowModel
 
 tfb = tfp.bijectors
 
@@ -54,14 +63,21 @@ def naf_layers(event_size, num_layers, hidden_units, hidden_size, activation, dt
     return layers
 
 
-def build_naf(event_size, *, num_layers=2, hidden_units=(64, 64), hidden_size=8,
-              activation="relu", permutation="reverse", dtype="float32", seed=None,
-              name="naf"):
+def build_naf(event_size: int, *, num_layers: int = 2, hidden_units: Sequence[int] = (64, 64),
+              hidden_size: int = 8, activation: str | Callable = "relu",
+              permutation: str | None = "reverse", dtype: DTypeLike = "float32", seed: Seed = None,
+              name: str = "naf", standardize: bool = True,
+              bounds: BoundsLike = None) -> FlowModel:
     """A NAF `FlowModel`: `num_layers` MADE-conditioned DSF layers (K = `hidden_size`
-    sigmoid units per dimension) with permutations between them."""
+    sigmoid units per dimension) with permutations between them.
+
+    standardize, bounds: the data end (`building_blocks.flow_model`): a Standardize fitted by
+    `model.adapt(x_train)`, and the data's support, e.g. bounds="positive" or (0, 1).
+    """
     layers = naf_layers(event_size, num_layers, hidden_units, hidden_size, activation, dtype,
                         seed)
-    return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name)
+    return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name,
+                      standardize=standardize, bounds=bounds)
 
 
 RECIPES = {

@@ -18,7 +18,10 @@ discrete data are bounded by
     bits/dim = ( E[-log p(v)] + D log L ) / (D ln 2) = bits_per_dim(v) + log2(L).
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -28,6 +31,7 @@ from tfp_flows.models.naf import dsf_bijector_fn
 from tfp_flows.models.recipe import Recipe
 
 from tfp_flows import FlowModel, nets
+from tfp_flows.types import DTypeLike, Seed
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 
@@ -70,10 +74,12 @@ def _layer(shape, index, transformer, hidden_size, conditioner_options, dtype, s
                                         name=f"pixelnaf_{index}")
 
 
-def build_pixelmaf(event_shape=(8, 8, 1), *, num_layers=2, filters=32, num_blocks=2,
-                   first_kernel_size=5, kernel_size=3, activation="relu",
-                   transformer="affine", hidden_size=4, unit_interval=True, alpha=0.05,
-                   dtype="float32", seed=None, name="pixelmaf"):
+def build_pixelmaf(event_shape: Sequence[int] = (8, 8, 1), *, num_layers: int = 2,
+                   filters: int = 32, num_blocks: int = 2, first_kernel_size: int = 5,
+                   kernel_size: int = 3, activation: str | Callable = "relu",
+                   transformer: str = "affine", hidden_size: int = 4, unit_interval: bool = True,
+                   alpha: float = 0.05, dtype: DTypeLike = "float32", seed: Seed = None,
+                   name: str = "pixelmaf") -> FlowModel:
     """A masked-convolution MAF `FlowModel` over images, reporting bits/dim.
 
     Args:

@@ -8,16 +8,31 @@ bends space along one hyperplane, so it needs many layers and learns a coarse de
 implicit gradients). Fresh layers are the identity.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from tfp_flows.models.building_blocks import flow_model, trainable_stack
 from tfp_flows.models.recipe import Recipe
 
 from tfp_flows.bijectors import Planar
+from tfp_flows.types import BoundsLike, DTypeLike, Seed
+
+if TYPE_CHECKING:
+    from tfp_flows import FlowModel
 
 
-def build_planar(event_size, *, num_layers=32, dtype="float32", seed=None, name="planar"):
-    """A `FlowModel` of `num_layers` trainable planar layers on N(0, I)."""
+def build_planar(event_size: int, *, num_layers: int = 32, dtype: DTypeLike = "float32",
+                 seed: Seed = None, name: str = "planar", standardize: bool = True,
+                 bounds: BoundsLike = None) -> FlowModel:
+    """A `FlowModel` of `num_layers` trainable planar layers on N(0, I).
+
+    standardize, bounds: the data end (`building_blocks.flow_model`): a Standardize fitted by
+    `model.adapt(x_train)`, and the data's support, e.g. bounds="positive" or (0, 1).
+    """
     return flow_model(event_size, trainable_stack(Planar, event_size, num_layers, seed, dtype,
-                                                  "planar"), dtype, name)
+                                                  "planar"), dtype, name,
+                      standardize=standardize, bounds=bounds)
 
 
 RECIPES = {

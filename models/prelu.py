@@ -9,6 +9,11 @@ log-det of each PReLU is the sum of log(alpha) over the negative coordinates. Fr
 layers are the identity (zero coupling outputs, alpha = 1).
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
 import tensorflow_probability as tfp
 from tfp_flows.models.building_blocks import flow_model
 from tfp_flows.models.building_blocks import permutation as permutation_layer
@@ -16,14 +21,24 @@ from tfp_flows.models.realnvp import coupling_layers
 from tfp_flows.models.recipe import Recipe
 
 from tfp_flows.bijectors import PReLU
+from tfp_flows.types import BoundsLike, DTypeLike, Seed
+
+if TYPE_CHECKING:
+    from tfp_flows import FlowModel
 
 tfb = tfp.bijectors
 
 
-def build_prelu(event_size, *, num_layers=6, hidden_units=(64, 64), activation="relu",
-                permutation="reverse", dtype="float32", seed=None, name="prelu"):
+def build_prelu(event_size: int, *, num_layers: int = 6, hidden_units: Sequence[int] = (64, 64),
+                activation: str | Callable = "relu", permutation: str | None = "reverse",
+                dtype: DTypeLike = "float32", seed: Seed = None, name: str = "prelu",
+                standardize: bool = True, bounds: BoundsLike = None) -> FlowModel:
     """A `FlowModel`: `num_layers` affine couplings, with a PReLU and a permutation between
-    consecutive ones."""
+    consecutive ones.
+
+    standardize, bounds: the data end (`building_blocks.flow_model`): a Standardize fitted by
+    `model.adapt(x_train)`, and the data's support, e.g. bounds="positive" or (0, 1).
+    """
     couplings = coupling_layers(event_size, num_layers, hidden_units, activation, dtype, seed,
                                 shift_only=False, prefix="prelu_coupling")
     chain = []
@@ -34,7 +49,8 @@ def build_prelu(event_size, *, num_layers=6, hidden_units=(64, 64), activation="
             if perm is not None:
                 chain.append(perm)
         chain.append(coupling)
-    return flow_model(event_size, chain, dtype, name)
+    return flow_model(event_size, chain, dtype, name,
+                      standardize=standardize, bounds=bounds)
 
 
 RECIPES = {

@@ -7,16 +7,31 @@ contracts or expands space around one centre); `log_prob` inverts each layer in 
 form. Fresh layers are the identity; their centres start at N(0, I) draws, one per layer.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from tfp_flows.models.building_blocks import flow_model, trainable_stack
 from tfp_flows.models.recipe import Recipe
 
 from tfp_flows.bijectors import Radial
+from tfp_flows.types import BoundsLike, DTypeLike, Seed
+
+if TYPE_CHECKING:
+    from tfp_flows import FlowModel
 
 
-def build_radial(event_size, *, num_layers=32, dtype="float32", seed=None, name="radial"):
-    """A `FlowModel` of `num_layers` trainable radial layers on N(0, I)."""
+def build_radial(event_size: int, *, num_layers: int = 32, dtype: DTypeLike = "float32",
+                 seed: Seed = None, name: str = "radial", standardize: bool = True,
+                 bounds: BoundsLike = None) -> FlowModel:
+    """A `FlowModel` of `num_layers` trainable radial layers on N(0, I).
+
+    standardize, bounds: the data end (`building_blocks.flow_model`): a Standardize fitted by
+    `model.adapt(x_train)`, and the data's support, e.g. bounds="positive" or (0, 1).
+    """
     return flow_model(event_size, trainable_stack(Radial, event_size, num_layers, seed, dtype,
-                                                  "radial"), dtype, name)
+                                                  "radial"), dtype, name,
+                      standardize=standardize, bounds=bounds)
 
 
 RECIPES = {

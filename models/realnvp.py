@@ -7,37 +7,51 @@ directions are one network pass.
 
 import tensorflow_probability as tfp
 from tfp_flows.models.building_blocks import flow_model, interleave, kernel_initializer
+from tfp_flows.models.maf import LOG_SCALE_BOUND, input_bound_for
 from tfp_flows.models.recipe import Recipe
 
 from tfp_flows import nets
+from tfp_flows.nets.made import DEFAULT_LOG_SCALE_BOUND
 
 tfb = tfp.bijectors
 
 
 def coupling_layers(event_size, num_layers, hidden_units, activation, dtype, seed,
-                    shift_only, prefix, context_size=None):
+                    shift_only, prefix, context_size=None, input_bound=None,
+                    log_scale_bound=DEFAULT_LOG_SCALE_BOUND):
     if event_size < 2:
         raise ValueError(f"A coupling flow needs event_size >= 2; got {event_size}.")
     return [tfb.RealNVP(num_masked=event_size // 2,
                         shift_and_log_scale_fn=nets.CouplingMLP(
                             hidden_units=hidden_units, activation=activation,
                             shift_only=shift_only, dtype=dtype, context_size=context_size,
-                            kernel_initializer=kernel_initializer(seed, i)),
+                            kernel_initializer=kernel_initializer(seed, i),
+                            input_bound=input_bound, log_scale_bound=log_scale_bound),
                         name=f"{prefix}_{i}")
             for i in range(num_layers)]
 
 
 def build_realnvp(event_size, *, num_layers=6, hidden_units=(64, 64), activation="relu",
                   permutation="reverse", context_size=None, dtype="float32", seed=None,
-                  name="realnvp"):
+                  name="realnvp", standardize=True, bounds=None, log_scale_bound=LOG_SCALE_BOUND,
+                  input_bound="auto"):
     """A RealNVP `FlowModel`: affine couplings with permutations between them.
 
     `context_size=k` makes it conditional, p(x | c) with c in R^k: train with fit(c, x).
+    standardize, bounds: the data end (`building_blocks.flow_model`): a Standardize fitted by
+    `model.adapt(x_train)`, and the data's support, e.g. bounds="positive" or (0, 1).
+    log_scale_bound, input_bound: each CouplingMLP's smooth clamps of its log-scale output,
+    b tanh(s / b), and of its inputs, c tanh(x0 / c) (see `nets.CouplingMLP`); input_bound
+    'auto' is c = 4 with standardize, None without. Far from the data each coupling is then a
+    fixed affine map with |log-scale| <= b, instead of a ReLU network's linear extrapolation.
     """
     layers = coupling_layers(event_size, num_layers, hidden_units, activation, dtype, seed,
-                             shift_only=False, prefix="realnvp", context_size=context_size)
+                             shift_only=False, prefix="realnvp", context_size=context_size,
+                             input_bound=input_bound_for(input_bound, standardize),
+                             log_scale_bound=log_scale_bound)
     return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name,
-                      context_size)
+                      context_size,
+                      standardize=standardize, bounds=bounds)
 
 
 RECIPES = {

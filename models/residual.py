@@ -10,18 +10,29 @@ float32, error <= c / (1 - c) * tol * (1 + |x|) per block). Each block can stret
 by at most 1 + c, so the flow needs several blocks. Fresh blocks are the identity.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
 import tensorflow_probability as tfp
 from tfp_flows.models.building_blocks import flow_model
 from tfp_flows.models.recipe import Recipe
 
 from tfp_flows.bijectors import Residual
+from tfp_flows.types import BoundsLike, DTypeLike, Seed
+
+if TYPE_CHECKING:
+    from tfp_flows import FlowModel
 
 tfb = tfp.bijectors
 
 
-def build_residual(event_size, *, num_layers=6, hidden_units=(64, 64), activation="lipswish",
-                   lipschitz_constant=0.9, log_det="exact", context_size=None, dtype="float32",
-                   seed=None, name="residual"):
+def build_residual(event_size: int, *, num_layers: int = 6, hidden_units: Sequence[int] = (64, 64),
+                   activation: str | Callable = "lipswish", lipschitz_constant: float = 0.9,
+                   log_det: str = "exact", context_size: int | None = None,
+                   dtype: DTypeLike = "float32", seed: Seed = None, name: str = "residual",
+                   standardize: bool = True, bounds: BoundsLike = None) -> FlowModel:
     """An invertible-residual-flow `FlowModel`: `num_layers` blocks x + g(x), Lip(g) <= c.
 
     log_det: 'exact' (log det(I + J_g) from the closed-form Jacobian, O(D^3) per example,
@@ -30,6 +41,8 @@ def build_residual(event_size, *, num_layers=6, hidden_units=(64, 64), activatio
     context_size: k makes it conditional, p(x | ctx): ctx joins each g's first layer through
     an unconstrained kernel, and the bound Lip(g(., ctx)) <= lipschitz_constant holds in x
     for every context (see nets.LipschitzMLP). Train with fit(ctx, x).
+    standardize, bounds: the data end (`building_blocks.flow_model`): a Standardize fitted by
+    `model.adapt(x_train)`, and the data's support, e.g. bounds="positive" or (0, 1).
     """
     blocks = [tfb.Invert(Residual.trainable(
                   event_size, seed=None if seed is None else seed * 1000 + i, dtype=dtype,
@@ -37,7 +50,8 @@ def build_residual(event_size, *, num_layers=6, hidden_units=(64, 64), activatio
                   lipschitz_constant=lipschitz_constant, log_det=log_det,
                   context_size=context_size, name=f"residual_{i}"), name=f"inverted_residual_{i}")
               for i in range(num_layers)]
-    return flow_model(event_size, blocks, dtype, name, context_size)
+    return flow_model(event_size, blocks, dtype, name, context_size,
+                      standardize=standardize, bounds=bounds)
 
 
 RECIPES = {

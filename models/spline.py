@@ -8,12 +8,21 @@ Both directions are one network pass (the spline inverts in closed form by solvi
 quadratic). Fresh layers are the identity.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
 import tensorflow_probability as tfp
 from tfp_flows.models.building_blocks import flow_model, interleave, kernel_initializer
 from tfp_flows.models.recipe import Recipe
 
 from tfp_flows import nets
 from tfp_flows.serialization import register_serializable
+from tfp_flows.types import BoundsLike, DTypeLike, Seed
+
+if TYPE_CHECKING:
+    from tfp_flows import FlowModel
 
 tfb = tfp.bijectors
 
@@ -36,15 +45,19 @@ class SplineBijectorFn:
         return {"conditioner": self.conditioner}
 
 
-def build_spline(event_size, *, num_layers=4, num_bins=8, bound=5.0, hidden_units=(64, 64),
-                 activation="relu", permutation="reverse", context_size=None,
-                 dtype="float32", seed=None, name="spline"):
+def build_spline(event_size: int, *, num_layers: int = 4, num_bins: int = 8, bound: float = 5.0,
+                 hidden_units: Sequence[int] = (64, 64), activation: str | Callable = "relu",
+                 permutation: str | None = "reverse", context_size: int | None = None,
+                 dtype: DTypeLike = "float32", seed: Seed = None, name: str = "spline",
+                 standardize: bool = True, bounds: BoundsLike = None) -> FlowModel:
     """A neural-spline-flow `FlowModel`: spline couplings with permutations between them.
 
     bound: B; the data (after the later layers) should mostly lie inside [-B, B], where
     the splines act (outside, each layer is the identity).
     context_size: k makes it conditional, p(x | c) with c in R^k (joined to each
         conditioner's input): train with fit(c, x).
+    standardize, bounds: the data end (`building_blocks.flow_model`): a Standardize fitted by
+    `model.adapt(x_train)`, and the data's support, e.g. bounds="positive" or (0, 1).
     """
     if event_size < 2:
         raise ValueError(f"A coupling flow needs event_size >= 2; got {event_size}.")
@@ -56,7 +69,8 @@ def build_spline(event_size, *, num_layers=4, num_bins=8, bound=5.0, hidden_unit
                           name=f"spline_{i}")
               for i in range(num_layers)]
     return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name,
-                      context_size)
+                      context_size,
+                      standardize=standardize, bounds=bounds)
 
 
 RECIPES = {

@@ -24,6 +24,11 @@ def rng():
 # the conditional spline and SOS flows). They measure how far a model gets, and keep the
 # default suite under 10 minutes on 2 cores: run them with `pytest -m heavy`.
 HEAVY = {
+    "tests/test_tails.py::test_trained_flow_has_no_cliff_near_the_data_and_no_nan_far_out[iaf]",
+    "tests/test_flow_matching.py::test_reaches_a_measured_nll_on_two_moons",
+    "tests/test_vi.py::test_amortised_vi_over_a_context",
+    "tests/models/test_data_units.py::"
+    "test_conditional_flow_on_odd_unit_contexts_trains_as_on_standardised_ones",
     "tests/test_ffjord.py::test_hutchinson_trace_trains_under_xla",
     "tests/models/test_builders.py::test_realnvp_reaches_measured_nll_on_two_moons",
     "tests/test_conditional_families.py::"
@@ -56,6 +61,17 @@ HEAVY = {
     "test_trained_conditional_flow_is_normalised_close_and_exports[sos]",
     "tests/models/test_spline.py::test_spline_trains_on_two_moons",
     "tests/nets/test_wavenet.py::test_wavenet_maf_learns_an_autoregressive_process_and_exports",
+    "tests/bijectors/test_batch_norm.py::"
+    "test_batchnorm_recipe_trains_under_xla_and_stays_normalised",
+    "tests/models/test_circular.py::test_circular_flow_is_normalised_periodic_and_trains",
+    "tests/models/test_bnaf_recipe.py::test_bnaf_trains_on_two_moons_stays_normalised_and_inverts",
+    "tests/models/test_umnn_recipe.py::test_umnn_trains_on_two_moons_stays_normalised_and_inverts",
+    # Documentation pages whose examples train long (FFJORD tracing, image flows, VAEs, the
+    # distillation recipe as measured); every other page runs in the default suite.
+    *(f"tests/test_docs_examples.py::test_page_examples_run_as_written[docs/{page}.md]"
+      for page in ("families/distillation", "families/ffjord", "families/flowpp-dequantization",
+                   "families/naf", "families/glow", "families/planar-sylvester",
+                   "families/vae")),
 }
 
 

@@ -1,16 +1,26 @@
 """SavedModel export: signatures, versions, clear input errors, loading without us."""
 
+import inspect
 import os
 import subprocess
 import sys
 import textwrap
+import threading
+from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfp_flows import export_saved_model, models, next_version_dir
-from tfp_flows.export import version_dir
+from tfp_flows import FlowModel, export_saved_model, models, next_version_dir
+from tfp_flows.export import (
+    DEFAULT_MAX_SAMPLES,
+    read_signature_spec,
+    signature_mismatch,
+    signature_spec,
+    version_dir,
+)
 
 
 def test_saved_model_log_prob_and_sample_match_live_model(moons, tmp_path):
@@ -217,8 +227,10 @@ def test_conditional_model_exports_with_a_context_input(tmp_path, rng):
         v.assign(v + 0.1 * tf.random.stateless_normal(v.shape, [i, 1]))
     x = rng.standard_normal((5, 2)).astype(np.float32)
     context = rng.standard_normal((5, 3)).astype(np.float32)
-    loaded = tf.saved_model.load(model.export(str(tmp_path / "conditional")))
+    path = model.export(str(tmp_path / "conditional"), verbose=False, max_samples=20)
+    loaded = tf.saved_model.load(path)
     assert set(loaded.signatures) == {"serving_default", "log_prob", "sample"}
+    assert signature_spec(model) == read_signature_spec(path)
     served = loaded.signatures["log_prob"](x=tf.constant(x), context=tf.constant(context))
     assert _max_relative_difference(served["log_prob"].numpy(),
                                     model.log_prob(x, context).numpy()) <= 1e-6
@@ -229,3 +241,232 @@ def test_conditional_model_exports_with_a_context_input(tmp_path, rng):
                                atol=1e-6)
     with pytest.raises(tf.errors.InvalidArgumentError, match="input context must have shape"):
         loaded.signatures["log_prob"](x=tf.constant(x), context=tf.constant(context[:, :2]))
+    # 4 samples for each of 5 contexts is the limit of 20; 5 each is over it.
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"n × context rows at most 20 .*got n, context rows =\] \[5\] \[5\]"):
+        loaded.signatures["sample"](n=tf.constant(5), seed=tf.constant([0, 2]),
+                                    context=tf.constant(context))
+
+
+# ---------------------------------------------------------------------------- Keras' export
+def test_export_keeps_keras_signature_and_prints_one_line(exported, tmp_path, capsys):
+    keras_params = list(inspect.signature(keras.Model.export).parameters.values())
+    ours = list(inspect.signature(FlowModel.export).parameters.values())
+    assert [(p.name, p.default, p.kind) for p in ours[:len(keras_params) - 1]] == \
+        [(p.name, p.default, p.kind) for p in keras_params[:-1]]  # all but **kwargs
+    assert ours[-1].kind == inspect.Parameter.VAR_KEYWORD
+    assert all(p.kind == inspect.Parameter.KEYWORD_ONLY
+               for p in ours[len(keras_params) - 1:-1])
+    model = exported["model"]
+    capsys.readouterr()
+    quiet = model.export(str(tmp_path / "flow"), format="tf_saved_model", verbose=False)
+    assert quiet == str(tmp_path / "flow" / "1") and capsys.readouterr().out == ""
+    loud = model.export(str(tmp_path / "flow"))  # Keras' default: verbose
+    assert capsys.readouterr().out == (f"Saved artifact at '{loud}'. Signatures: "
+                                       "serving_default, log_prob, sample, forward, inverse.\n")
+    served = tf.saved_model.load(quiet).signatures["log_prob"](x=tf.constant(exported["x"]))
+    np.testing.assert_allclose(served["log_prob"].numpy(), exported["live"]["log_prob"],
+                               rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match=r"writes format 'tf_saved_model'; got format='onnx'"):
+        model.export(str(tmp_path / "onnx"), format="onnx")
+    with pytest.raises(ValueError, match="takes no input_signature"):
+        model.export(str(tmp_path / "sig"), input_signature=[tf.TensorSpec([None, 2])])
+    assert sorted(os.listdir(tmp_path / "flow")) == ["1", "2"]
+    assert not os.path.exists(tmp_path / "onnx") and not os.path.exists(tmp_path / "sig")
+
+
+# ---------------------------------------------------------------------------- sample limit
+def test_sample_requests_above_the_limit_fail_in_the_graph(exported, tmp_path):
+    sample = tf.saved_model.load(exported["path"]).signatures["sample"]
+    seed = tf.constant([0, 1])
+    assert DEFAULT_MAX_SAMPLES == 100_000
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"sample: n must be in 0..100000 \(the limit on samples per "
+                             r"request set at export, max_samples=100000\); got n =\] \[100001\]"):
+        sample(n=tf.constant(100_001), seed=seed)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"got n =\] \[-1\]"):
+        sample(n=tf.constant(-1), seed=seed)
+    small = tf.saved_model.load(exported["model"].export(str(tmp_path / "small"), verbose=False,
+                                                         max_samples=10))
+    assert small.signatures["sample"](n=tf.constant(10), seed=seed)["samples"].shape == (10, 2)
+    assert small.signatures["sample"](n=tf.constant(0), seed=seed)["samples"].shape == (0, 2)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"n must be in 0..10 "):
+        small.signatures["sample"](n=tf.constant(11), seed=seed)
+    with pytest.raises(ValueError, match="max_samples must be an integer"):
+        exported["model"].export(str(tmp_path / "bad"), max_samples=0)
+
+
+# ---------------------------------------------------------------------------- racing exports
+def _racing_exports(model, target, count, monkeypatch, **kwargs):
+    """`count` threads export `model` to `target`; each save completes before any of them
+    renames (a barrier), so all pick their version at the same moment."""
+    real_save, lock = tf.saved_model.save, threading.Lock()
+    barrier = threading.Barrier(count, timeout=120)
+
+    def save_then_wait(*args, **save_kwargs):
+        with lock:  # tracing one model in several threads at once is not what is tested
+            real_save(*args, **save_kwargs)
+        barrier.wait()
+
+    monkeypatch.setattr(tf.saved_model, "save", save_then_wait)
+    results = [None] * count
+
+    def run(i):
+        try:
+            results[i] = export_saved_model(model, target, **kwargs)
+        except Exception as e:  # noqa: BLE001 - reported to the test
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    monkeypatch.setattr(tf.saved_model, "save", real_save)
+    return results
+
+
+def test_racing_exports_end_as_distinct_intact_versions(exported, tmp_path, monkeypatch):
+    model, root = exported["model"], tmp_path / "raced"
+    paths = _racing_exports(model, str(root), 2, monkeypatch)
+    assert sorted(paths) == [str(root / "1"), str(root / "2")], paths
+    assert sorted(os.listdir(root)) == ["1", "2"]  # no temporary folder left
+    for path in paths:
+        served = tf.saved_model.load(path).signatures["log_prob"](x=tf.constant(exported["x"]))
+        np.testing.assert_allclose(served["log_prob"].numpy(), exported["live"]["log_prob"],
+                                   rtol=1e-6, atol=1e-6)
+    # Two exports racing for one explicit version: one writes it, the other is refused.
+    results = _racing_exports(model, str(root), 2, monkeypatch, version=7)
+    assert sorted(type(r).__name__ for r in results) == ["FileExistsError", "str"], results
+    assert str(root / "7") in results
+    assert "already holds files" in str(next(r for r in results if isinstance(r, Exception)))
+    assert sorted(os.listdir(root)) == ["1", "2", "7"]
+    loaded = tf.saved_model.load(str(root / "7"))
+    np.testing.assert_allclose(
+        loaded.signatures["log_prob"](x=tf.constant(exported["x"]))["log_prob"].numpy(),
+        exported["live"]["log_prob"], rtol=1e-6, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- signature specs
+def test_signature_spec_matches_the_export_and_finds_changes(exported, tmp_path):
+    model, path = exported["model"], exported["path"]
+    spec = signature_spec(model)
+    assert spec == read_signature_spec(path)
+    assert spec["log_prob"] == {"inputs": {"x": {"dtype": "float32", "shape": [None, 2]}},
+                                "outputs": {"log_prob": {"dtype": "float32"}}}
+    assert spec["sample"]["inputs"] == {"n": {"dtype": "int32", "shape": None},
+                                        "seed": {"dtype": "int32", "shape": [None]}}
+    # The export written by older code has the same signatures as today's 2-D flows.
+    old = Path(__file__).resolve().parent / "data" / "old_export" / "1"
+    assert read_signature_spec(old) == spec
+    root = os.path.dirname(path)
+    assert signature_mismatch(model, root) is None
+    assert signature_mismatch(model, str(tmp_path / "nothing")) is None
+    wider = models.build("realnvp", 3, num_layers=1, hidden_units=(4,), seed=0)
+    message = signature_mismatch(wider, root)
+    assert "log_prob input x: version 1 float32 [None, 2], this model float32 [None, 3]" \
+        in message, message
+    conditional = models.build_maf(2, context_size=3, num_layers=1, hidden_units=(4,), seed=0)
+    message = signature_mismatch(conditional, root)
+    assert "log_prob input context: version 1 none, this model float32 [None, 3]" in message
+    assert "version 1 has signature forward, this model has not" in message
+
+
+# ---------------------------------------------------------------------------- discrete data
+@pytest.fixture(scope="module")
+def glow_export(tmp_path_factory):
+    """A tiny Glow on 4x4 images with 17 levels, moved off its start, and its export."""
+    model = models.build("glow", (4, 4, 1), num_scales=1, num_steps=1, hidden_channels=4,
+                         seed=0)
+    for i, v in enumerate(model.trainable_variables):
+        v.assign(v + 0.05 * tf.random.stateless_normal(v.shape, [i, 4], dtype=v.dtype))
+    path = model.export(str(tmp_path_factory.mktemp("saved_models") / "glow"), verbose=False)
+    levels = np.random.default_rng(0).integers(0, 17, (5, 4, 4, 1)).astype(np.float32)
+    return model, tf.saved_model.load(path), levels
+
+
+def test_dequantized_log_prob_is_deterministic_and_per_row(glow_export):
+    model, loaded, k = glow_export
+    log_prob = loaded.signatures["log_prob"]
+    first = log_prob(x=tf.constant(k))["log_prob"].numpy()
+    second = log_prob(x=tf.constant(k))["log_prob"].numpy()
+    np.testing.assert_array_equal(first, second)
+    # A row's value does not depend on the rest of the request.
+    alone = log_prob(x=tf.constant(k[3:4]))["log_prob"].numpy()
+    reversed_rows = log_prob(x=tf.constant(k[::-1].copy()))["log_prob"].numpy()
+    np.testing.assert_allclose(alone, first[3:4], rtol=1e-6)
+    np.testing.assert_allclose(reversed_rows, first[::-1], rtol=1e-6)
+    # It is the documented estimate: the 8-draw importance-weighted bound of the live model.
+    live = model.distribution.fixed_noise_log_prob(k, 8).numpy()
+    np.testing.assert_allclose(first, live, rtol=1e-5)
+    # ... which lies within the spread of the training bound's draws (measured: 0.5-0.9 nats).
+    draws = np.stack([model.log_prob(k).numpy() for _ in range(30)])
+    assert np.all(np.abs(first - draws.mean(0)) < 3 * draws.std(0)), (first, draws.mean(0))
+    assert draws.std(0).min() > 0.1  # the live training bound is stochastic, the export not
+
+
+@pytest.mark.parametrize("transform, message", [
+    (lambda k: k / 16.0,
+     r"signature log_prob: input x must hold integer levels 0..16; got non-integer values "
+     r"— did you scale the data to \[0, 1\]\?"),
+    (lambda k: np.where(k > 8, np.nan, k).astype(np.float32),
+     r"input x must hold integer levels 0..16; got non-finite values \(NaN or Inf\), "
+     r"e.g.\] \[nan\]"),
+    (lambda k: k + 17.0, r"input x must hold integer levels 0..16; got values outside 0..16"),
+    (lambda k: k - 1.0, r"got values outside 0..16, e.g.\] \[-1\]"),
+])
+def test_dequantized_export_refuses_what_is_not_levels(glow_export, transform, message):
+    _, loaded, k = glow_export
+    bad = transform(k)
+    assert np.all(np.isfinite(bad)) == ("nan" not in message)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        loaded.signatures["log_prob"](x=tf.constant(bad))
+
+
+def test_dequantized_export_samples_levels(glow_export):
+    _, loaded, _ = glow_export
+    samples = loaded.signatures["sample"](n=tf.constant(6), seed=tf.constant([0, 3]))[
+        "samples"].numpy()
+    assert samples.shape == (6, 4, 4, 1)
+    assert np.all(samples == np.round(samples)) and samples.min() >= 0 and samples.max() <= 16
+
+
+def test_export_includes_the_models_standardisation(tmp_path):
+    """Data and contexts in raw units (x near 100, contexts near 5): the model standardises
+    both (fitted by `adapt`), and so must the export, which runs the model's own log_prob
+    and sample."""
+    rng = np.random.default_rng(0)
+    context = rng.normal(5.0, 3.0, (400, 3)).astype(np.float32)
+    x = (100 + 20 * rng.standard_normal((400, 2)) + context[:, :2]).astype(np.float32)
+    model = models.build("maf", 2, context_size=3, num_layers=2, hidden_units=(8,), seed=0,
+                         data=x, context=context)
+    for i, v in enumerate(model.trainable_variables):
+        v.assign(v + 0.1 * tf.random.stateless_normal(v.shape, [i, 1], dtype=v.dtype))
+    loaded = tf.saved_model.load(model.export(str(tmp_path / "raw"), verbose=False))
+    served = loaded.signatures["log_prob"](x=tf.constant(x[:20]),
+                                           context=tf.constant(context[:20]))["log_prob"]
+    live = model.log_prob(x[:20], context[:20]).numpy()
+    assert np.all(live < -5)  # about log(1/20²) per point: the data's own units
+    np.testing.assert_allclose(served.numpy(), live, rtol=1e-5, atol=1e-5)
+    samples = loaded.signatures["sample"](n=tf.constant(3), seed=tf.constant([0, 2]),
+                                          context=tf.constant(context[:2]))["samples"].numpy()
+    np.testing.assert_allclose(samples, model.sample(3, context[:2], seed=2).numpy(),
+                               rtol=1e-5, atol=1e-4)
+    assert 50 < samples.mean() < 150
+
+
+def test_model_export_finds_its_writer_without_tfp_flows_export_imported(exported, tmp_path,
+                                                                         monkeypatch):
+    """`from tfp_flows.models import build` does not import tfp_flows.export (imports go
+    from export down to the model); FlowModel.export loads it by its format's name."""
+    import sys
+
+    from tfp_flows import flow_model
+
+    monkeypatch.delitem(flow_model._EXPORT_FORMATS, "tf_saved_model")
+    monkeypatch.delitem(sys.modules, "tfp_flows.export")
+    path = exported["model"].export(str(tmp_path / "flow"), verbose=False)
+    assert path == str(tmp_path / "flow" / "1") and "tf_saved_model" in flow_model._EXPORT_FORMATS
+    served = tf.saved_model.load(path).signatures["log_prob"](x=tf.constant(exported["x"]))
+    np.testing.assert_allclose(served["log_prob"].numpy(), exported["live"]["log_prob"],
+                               rtol=1e-6, atol=1e-6)

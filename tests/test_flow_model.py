@@ -263,3 +263,134 @@ def test_mixed_precision_is_refused_clearly():
             tfp_flows.FlowModel(issue_example_flow())
     finally:
         keras.config.set_dtype_policy("float32")
+
+
+def _small_maf():
+    return tfp_flows.models.build("maf", 2, num_layers=2, hidden_units=(8,), seed=0)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_update_that_makes_weights_non_finite_is_undone(moons, jit_compile):
+    """Adam with epsilon=0 divides 0 by 0 on the MADE's masked (zero-gradient) weights at the
+    first step: that update is undone, weights and optimizer state stay those before it."""
+    model = _small_maf()
+    model.compile(optimizer=keras.optimizers.Adam(epsilon=0.0), jit_compile=jit_compile)
+    weights = [v.numpy().copy() for v in model.trainable_variables]
+    with pytest.warns(tfp_flows.NonFiniteLossWarning, match="epoch 1, batch 1.*undone"):
+        history = model.fit(moons[0][:256], epochs=2, batch_size=128, verbose=0)
+    assert len(history.history["loss"]) == 1 and "batch 1" in model.nonfinite_report
+    for v, w in zip(model.trainable_variables, weights, strict=True):
+        np.testing.assert_array_equal(v.numpy(), w)
+    assert int(model.optimizer.iterations.numpy()) == 0
+    assert all(np.all(np.isfinite(v.numpy())) for v in model.optimizer.variables)
+    assert np.isfinite(model.evaluate(moons[2], verbose=0)[0])
+
+
+def test_learning_rate_that_turns_nan_after_compile_leaves_the_weights(moons):
+    model = _small_maf()
+    with pytest.raises(ValueError, match="learning_rate is nan: give a finite number"):
+        model.compile(optimizer=keras.optimizers.Adam(float("nan")))
+    with pytest.raises(ValueError, match="learning_rate is -0.1"):
+        model.compile(optimizer=keras.optimizers.SGD(-0.1))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.fit(moons[0][:256], epochs=1, batch_size=128, verbose=0)
+    weights = [v.numpy().copy() for v in model.trainable_variables]
+    state = [v.numpy().copy() for v in model.optimizer.variables]
+    model.optimizer.learning_rate.assign(float("nan"))
+    with pytest.warns(tfp_flows.NonFiniteLossWarning):
+        model.fit(moons[0][:256], epochs=2, batch_size=128, verbose=0)
+    for v, w in zip(model.trainable_variables, weights, strict=True):
+        np.testing.assert_array_equal(v.numpy(), w)
+    for v, s in zip(model.optimizer.variables, state, strict=True):
+        if "learning_rate" not in v.path:
+            np.testing.assert_array_equal(v.numpy(), s)
+
+
+def test_metrics_take_log_probabilities_and_supervised_ones_are_refused(moons):
+    model = _small_maf()
+    for bad in ("mae", keras.metrics.MeanSquaredError(), keras.metrics.AUC()):
+        with pytest.raises(ValueError, match="no targets for supervised metrics"):
+            model.compile(metrics=[bad])
+    with pytest.raises(ValueError, match="no weighted_metrics"):
+        model.compile(weighted_metrics=["mae"])
+    model.compile(optimizer=keras.optimizers.SGD(0.0),
+                  metrics=[keras.metrics.Mean(name="mean_log_prob")])
+    x = moons[0][:300]
+    history = model.fit(x, epochs=1, batch_size=64, verbose=0, validation_data=x).history
+    logs = model.evaluate(x, batch_size=64, verbose=0, return_dict=True)
+    expected = float(np.mean(model.log_prob(x)))
+    for value in (history["mean_log_prob"][0], history["val_mean_log_prob"][0],
+                  logs["mean_log_prob"]):
+        assert value == pytest.approx(expected, abs=2e-6)
+    assert logs["nll"] == pytest.approx(-expected, abs=2e-6)
+
+
+def test_frozen_parts_keep_their_weights_while_the_rest_trains(moons):
+    """The first MAF layer's MADE frozen as a Keras layer, a TFP-held tf.Variable frozen with
+    freeze(); then the whole model frozen: a warning and no change."""
+    shift = tf.Variable([0.1, -0.2], name="frozen_shift")
+    first_made = nets.MADE(event_size=2, params=2, hidden_units=[16])
+    flow = tfb.Chain([
+        tfb.Shift(shift),
+        tfb.MaskedAutoregressiveFlow(nets.MADE(event_size=2, params=2, hidden_units=[16])),
+        tfb.Permute([1, 0]),
+        tfb.MaskedAutoregressiveFlow(first_made),  # the first layer from the base
+    ])
+    model = tfp_flows.FlowModel(tfd.TransformedDistribution(
+        tfd.MultivariateNormalDiag(tf.zeros(2)), flow))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.fit(moons[0][:256], epochs=1, batch_size=128, verbose=0)  # trained, then frozen
+    madeless = [v for v in model.trainable_variables if not any(v is w for w in
+                                                                first_made.weights)]
+    first_made.trainable = False
+    model.freeze(shift)
+    assert len(model.trainable_variables) == len(madeless) - 1
+    frozen = [v.numpy().copy() for v in first_made.weights] + [shift.numpy().copy()]
+    others = {v.path if hasattr(v, "path") else v.name: v.numpy().copy()
+              for v in model.trainable_variables}
+    model.fit(moons[0][:512], epochs=2, batch_size=128, verbose=0)
+    for v, f in zip(list(first_made.weights) + [shift], frozen, strict=True):
+        np.testing.assert_array_equal(v.numpy(), f)
+    for v in model.trainable_variables:
+        key = v.path if hasattr(v, "path") else v.name
+        assert not np.array_equal(v.numpy(), others[key]), key
+    with pytest.raises(ValueError, match="holds no parameters of this FlowModel"):
+        model.freeze(tf.Variable([1.0]))
+
+    model.trainable = False
+    everything = [v.numpy().copy() for v in model.weights]
+    with pytest.warns(UserWarning, match="Every weight of this FlowModel is frozen"):
+        history = model.fit(moons[0][:256], epochs=1, batch_size=128, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    for v, w in zip(model.weights, everything, strict=True):
+        np.testing.assert_array_equal(v.numpy(), w)
+
+
+def test_summary_lists_parameters_held_as_tf_variables():
+    model = tfp_flows.models.build("prelu", 2, num_layers=2, hidden_units=(8,), seed=0)
+    lines = []
+    model.summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert "coupling_mlp" in text  # Keras' own rows stay
+    held = text[text.index("Parameters held by TFP objects"):text.index("Total params")]
+    assert "(PReLU)" in held and "alpha [2]" in held
+    assert "(Standardize)" in held and "(non-trainable)" in held
+    total = int(text.split("Total params:")[1].split("(")[0].replace(",", ""))
+    assert total == sum(int(np.prod(v.shape)) for v in model.weights)
+
+
+def test_one_device_strategies_train_like_no_strategy(moons):
+    """A MirroredStrategy over one device (as on a CPU-only machine) and a OneDeviceStrategy
+    give the losses of no strategy (measured: equal to the last bit)."""
+    def run(scope):
+        keras.utils.set_random_seed(0)
+        with scope:
+            model = _small_maf()
+            model.compile(optimizer=keras.optimizers.Adam(3e-3))
+        history = model.fit(moons[0][:600], epochs=2, batch_size=256, shuffle=False, verbose=0)
+        return history.history["loss"] + [model.evaluate(moons[2], verbose=0)[0]]
+
+    base = run(tf.distribute.get_strategy().scope())
+    for strategy in (tf.distribute.MirroredStrategy(["/cpu:0"]),
+                     tf.distribute.OneDeviceStrategy("/cpu:0")):
+        np.testing.assert_allclose(run(strategy.scope()), base, atol=1e-6)

@@ -222,7 +222,8 @@ def test_keras_safe_mode_is_respected_inside_the_distribution(tmp_path, rng):
 
 
 @pytest.mark.parametrize("key", ["os.system", "builtins.eval", "tfp_flows.flow_model:FlowModel",
-                                 "tfb.__class__", "tfd.tf"])
+                                 "tfb.__class__", "tfd.tf", "keras:tfp_flows>FlowModel",
+                                 "keras:not_registered>Anything"])
 def test_only_allow_listed_classes_are_rebuilt(key):
     with pytest.raises(NotSerializableError, match="not allowed"):
         deserialize({"__kind__": "tfp", "class": key, "parameters": {}})
@@ -256,3 +257,30 @@ def test_conditional_model_round_trips_with_its_context_shape(tmp_path, rng):
                                   model.log_prob(x, context).numpy())
     np.testing.assert_array_equal(loaded.sample(4, context[:2], seed=1).numpy(),
                                   model.sample(4, context[:2], seed=1).numpy())
+
+
+@keras.saving.register_keras_serializable(package="test_serialization")
+class KerasRegisteredShiftFn:
+    """A RealNVP bijector_fn registered with Keras (not with tfp_flows): saved by get_config."""
+
+    def __init__(self, layer):
+        self.layer = layer
+
+    def __call__(self, x, output_units, **kwargs):
+        return tfb.Shift(self.layer(x)[..., :output_units])
+
+    def get_config(self):
+        return {"layer": self.layer}
+
+
+def test_keras_registered_classes_are_accepted_and_rebuilt(tmp_path, rng):
+    layer = keras.layers.Dense(1, kernel_initializer="glorot_normal")
+    bijector = tfb.RealNVP(num_masked=1, bijector_fn=KerasRegisteredShiftFn(layer))
+    model = FlowModel(tfd.TransformedDistribution(tfd.Sample(tfd.Normal(0.0, 1.0), [2]),
+                                                  bijector))
+    config = model.get_config()["distribution"]["parameters"]["bijector"]["parameters"]
+    assert config["bijector_fn"]["class"] == "keras:test_serialization>KerasRegisteredShiftFn"
+    loaded, difference = _round_trip(model, tmp_path, rng.standard_normal((16, 2)).astype(
+        "float32"))
+    assert isinstance(loaded.distribution.bijector._bijector_fn, KerasRegisteredShiftFn)
+    assert difference <= 1e-6

@@ -1,5 +1,6 @@
-"""TF Serving request formats: the README's REST and gRPC payloads, run through the same
-JSON/TensorProto -> tensors -> signature path as TF Serving, against a live model."""
+"""TF Serving request formats: the documented REST and gRPC payloads (docs/saving-serving.md),
+run through the same JSON/TensorProto -> tensors -> signature path as TF Serving, against a
+live model."""
 
 import json
 import re
@@ -11,13 +12,11 @@ import tensorflow as tf
 
 from tfp_flows import models, serving
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[1] / "docs" / "saving-serving.md"
 
 
 def _readme_section():
-    text = README.read_text()
-    start = text.index("## Saving, exporting and serving")
-    return text[start:text.index("\n## ", start + 1)]
+    return README.read_text()
 
 
 def _readme_rest_requests():
@@ -30,8 +29,7 @@ def _readme_rest_requests():
 
 def _readme_grpc_code():
     blocks = re.findall(r"```python\n(.*?)```", _readme_section(), re.S)
-    (code,) = [b for b in blocks if "predict_pb2" in b]
-    return code
+    return "\n".join(b for b in blocks if "predict_pb2" in b or "stub.Predict" in b)
 
 
 @pytest.fixture(scope="module")

@@ -118,6 +118,36 @@ def breast_cancer(n=None, *, seed=0):
     return (data if n is None else data[:n]).astype(np.float32)
 
 
+# The "torus" mixture: (weight, location (phi, psi), concentrations), clusters placed like
+# the dihedral angles of a protein backbone (beta sheet, right- and left-handed helices).
+TORUS_COMPONENTS = ((0.40, (-1.4, 2.6), (4.0, 5.0)),
+                    (0.45, (-1.2, -0.7), (8.0, 8.0)),
+                    (0.15, (1.0, 0.6), (6.0, 4.0)))
+
+
+def torus(n=10000, *, seed=0):
+    """Pairs of angles in [-pi, pi)^2 from a mixture of three products of von Mises densities,
+    float32 [n, 2] (`torus_log_density` is their exact log-density)."""
+    rng = np.random.default_rng(seed)
+    weights = np.array([c[0] for c in TORUS_COMPONENTS])
+    which = rng.choice(len(weights), size=n, p=weights)
+    loc = np.array([c[1] for c in TORUS_COMPONENTS])[which]
+    kappa = np.array([c[2] for c in TORUS_COMPONENTS])[which]
+    x = rng.vonmises(loc, kappa)
+    return (np.mod(x + np.pi, 2 * np.pi) - np.pi).astype(np.float32)
+
+
+def torus_log_density(x):
+    """The exact log-density of `torus` at angles x [..., 2] (NumPy, float64)."""
+    x = np.asarray(x, np.float64)
+    terms = []
+    for weight, loc, kappa in TORUS_COMPONENTS:
+        kappa = np.asarray(kappa)
+        log_norm = np.log(2 * np.pi * np.i0(kappa)).sum()
+        terms.append(np.log(weight) + (kappa * np.cos(x - np.asarray(loc))).sum(-1) - log_norm)
+    return np.logaddexp.reduce(np.stack(terms), axis=0)
+
+
 # The simulator behind "sbi-gaussian-mean" (its posterior is known in closed form).
 SBI_GAUSSIAN_MEAN = GaussianMeanPosterior(dim=2, prior_std=2.0, noise_std=1.0,
                                           num_observations=5)
@@ -133,6 +163,11 @@ def sbi_gaussian_mean(n=10000, *, seed=0):
     return SBI_GAUSSIAN_MEAN.simulate(n, seed=seed)
 
 
+# The fewest rows train_val_test's default 80/10/10 split turns into three non-empty parts
+# is 8; 10 leaves a margin and is what the command line asks for.
+MIN_SPLIT_ROWS = 10
+
+
 def train_val_test(data, fractions=(0.8, 0.1, 0.1), *, seed=0):
     """Split rows of `data` into train, validation and test parts (a fixed permutation)."""
     if not np.isclose(sum(fractions), 1.0) or len(fractions) != 3:
@@ -141,6 +176,10 @@ def train_val_test(data, fractions=(0.8, 0.1, 0.1), *, seed=0):
     n_train = int(round(fractions[0] * len(data)))
     n_val = int(round(fractions[1] * len(data)))
     parts = np.split(order, [n_train, n_train + n_val])
+    if min(map(len, parts)) == 0:
+        raise ValueError(f"{len(data)} rows are too few to split {fractions} into train, "
+                         f"validation and test parts with a row each (the default split "
+                         f"needs {MIN_SPLIT_ROWS}).")
     return tuple(data[p] for p in parts)
 
 
@@ -153,6 +192,7 @@ DATASETS = {
     "spirals": (spirals, "two interleaved spirals (2-D)"),
     "digits": (digits, "scikit-learn's 8x8 digits, dequantised to [0, 1] (1797 images)"),
     "breast-cancer": (breast_cancer, "scikit-learn's breast-cancer features (30-D, 569 rows)"),
+    "torus": (torus, "three von Mises clusters of angle pairs on the torus [-pi, pi)^2"),
 }
 
 
@@ -187,35 +227,50 @@ def load(name, n=10000, *, seed=0, dequantize=True):
     return train_val_test(data, seed=seed)
 
 
-def load_file(path):
+def load_file(path, *, min_rows=1):
     """Data from a .npy or .csv file as float32, with errors that name file, row and column.
 
-    A CSV may start with one header row; every other cell must be a finite number.
+    A CSV may start with one header row (a row without a single number); every other cell
+    must be a finite number. Values beyond the float32 range (|x| > 3.4e38) are refused,
+    naming their rows. Fewer than `min_rows` rows is an error (`train_val_test` needs
+    `MIN_SPLIT_ROWS`).
     """
     import os
 
     from tfp_flows.data_checks import FlowDataError
 
-    if not os.path.exists(path):
+    if not os.path.isfile(path):
         raise FlowDataError(f"{path}: no such file.")
-    if path.endswith(".npy"):
-        data = np.load(path, allow_pickle=False)
-        if data.dtype.kind not in "fiu":
-            raise FlowDataError(f"{path}: holds dtype {data.dtype}, not numbers.")
-        data = data.astype(np.float64)
+    if path.lower().endswith(".npy"):
+        try:
+            data = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise FlowDataError(f"{path}: not a readable .npy array of numbers ({e}).") from None
+        if not isinstance(data, np.ndarray) or data.dtype.kind not in "fiub":
+            raise FlowDataError(f"{path}: holds dtype {getattr(data, 'dtype', '?')}, not "
+                                "numbers.")
         if data.ndim < 2:
             raise FlowDataError(f"{path}: shape {data.shape}; need [rows, features...].")
-        bad = np.argwhere(~np.isfinite(data.reshape(len(data), -1)))
-        if len(bad):
-            raise FlowDataError(f"{path}: row {bad[0][0]}, column {bad[0][1]} is not finite "
-                                f"({len(bad)} such entries).")
-        return data.astype(np.float32)
-    if path.endswith(".csv"):
+        if data.size == 0 and len(data):
+            raise FlowDataError(f"{path}: shape {data.shape}; rows without any values.")
+        data = data.astype(np.float64)
+        if len(data):
+            flat = data.reshape(len(data), -1)
+            bad = np.argwhere(~np.isfinite(flat))
+            if len(bad):
+                raise FlowDataError(f"{path}: row {bad[0][0]}, column {bad[0][1]} is not "
+                                    f"finite ({len(bad)} such entries).")
+            _check_float32_range(path, flat, first_row=0)
+        return _enough_rows(path, data, min_rows).astype(np.float32)
+    if path.lower().endswith(".csv"):
         import csv
 
-        with open(path, newline="") as f:
-            rows = [r for r in csv.reader(f) if r]
-        if rows and not _all_numbers(rows[0]):
+        try:
+            with open(path, newline="") as f:
+                rows = [r for r in csv.reader(f) if r]
+        except (UnicodeDecodeError, csv.Error) as e:
+            raise FlowDataError(f"{path}: not a text CSV file ({e}).") from None
+        if rows and not any(_is_number(c) for c in rows[0]):
             rows = rows[1:]  # header
         if not rows:
             raise FlowDataError(f"{path}: no data rows.")
@@ -234,13 +289,35 @@ def load_file(path):
                 if not np.isfinite(out[i, j]):
                     raise FlowDataError(f"{path}: data row {i + 1}, column {j + 1} is not "
                                         f"finite: {cell!r}.")
-        return out.astype(np.float32)
+        _check_float32_range(path, out, first_row=1, what="data row")
+        return _enough_rows(path, out, min_rows).astype(np.float32)
     raise FlowDataError(f"{path}: unsupported file type; use .npy or .csv.")
 
 
-def _all_numbers(row):
+def _check_float32_range(path, rows, *, first_row, what="row"):
+    """Refuse values a float32 cannot hold (they would become Inf), naming their rows."""
+    from tfp_flows.data_checks import FlowDataError
+
+    big = np.abs(rows) > np.finfo(np.float32).max
+    if big.any():
+        bad = np.flatnonzero(big.any(axis=1)) + first_row
+        shown = ", ".join(str(r) for r in bad[:10]) + (", ..." if len(bad) > 10 else "")
+        raise FlowDataError(f"{path}: values beyond the float32 range (|x| > 3.4e38) in "
+                            f"{what}s {shown} ({len(bad)} rows); rescale the data.")
+
+
+def _enough_rows(path, data, min_rows):
+    from tfp_flows.data_checks import FlowDataError
+
+    if len(data) < min_rows:
+        raise FlowDataError(f"{path}: {len(data)} rows; need at least {min_rows} (the "
+                            f"train/validation/test split needs {MIN_SPLIT_ROWS}).")
+    return data
+
+
+def _is_number(cell):
     try:
-        [float(c) for c in row]
+        float(cell)
     except ValueError:
         return False
     return True

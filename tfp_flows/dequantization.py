@@ -37,9 +37,19 @@ to the nearest level).
 Data: integer-valued arrays (any numeric dtype) with every entry in {0, …, L−1};
 `FlowModel` calls `check_data` before fit/evaluate/predict/log_prob, which raises
 `FlowDataError` naming the rows with non-integer, out-of-range or non-finite entries.
+
+Serving: an exported model (`tfp_flows.export`) cannot rely on that host-side check, nor
+answer the same request with different numbers. Its `log_prob` runs `check_data_in_graph`
+(the same three checks as graph assertions, one line each) and is traced inside
+`fixed_noise(K)`, where `log_prob` is `fixed_noise_log_prob(k, K)`: the importance-weighted
+bound over K fixed noise draws shared by all rows: deterministic, and a lower bound of
+log P(k) whose expectation over the draws is the training bound for K = 1 and rises towards
+log P(k) as K grows (Burda et al. 2016). `tfp_flows.export` uses K = 8 unless told.
 """
 
+import contextlib
 import math
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -83,6 +93,28 @@ def check_discrete_data(x, num_levels, what="x"):
     return x if x.dtype.kind == "f" else x.astype(np.float32)
 
 
+_FIXED_NOISE = threading.local()
+FIXED_NOISE_STREAM = -1
+"""The stateless seed of fixed noise is (seed, FIXED_NOISE_STREAM); training uses (seed, n),
+n = 1, 2, ..., so fixed draws never repeat a training step's."""
+
+
+@contextlib.contextmanager
+def fixed_noise(num_draws: int = 8):
+    """Inside this block (at trace time), `DequantizedDistribution.log_prob` returns
+    `fixed_noise_log_prob(k, num_draws)`: deterministic, no noise counter advanced.
+
+    A SavedModel's `log_prob` is traced in it (`tfp_flows.export`), so equal requests get
+    equal answers. Per thread; has no effect on other distributions.
+    """
+    previous = getattr(_FIXED_NOISE, "draws", None)
+    _FIXED_NOISE.draws = int(num_draws)
+    try:
+        yield
+    finally:
+        _FIXED_NOISE.draws = previous
+
+
 @register_serializable(name="tfp_flows.UniformDequantizer")
 class UniformDequantizer(tf.Module):
     """q(u | k) = U[0, 1)^D: u drawn uniformly, log q = 0."""
@@ -92,8 +124,17 @@ class UniformDequantizer(tf.Module):
 
     def noise(self, k, num_levels, event_ndims, seed):
         """(u of k's shape, log q(u | k) over k's batch shape) from a stateless seed."""
+        return self.transform(k, self.base_noise(tf.shape(k), seed, k.dtype), num_levels,
+                              event_ndims)
+
+    def base_noise(self, shape, seed, dtype):
+        """The noise that `transform` maps to u: U[0, 1) of `shape`."""
+        return tf.random.stateless_uniform(shape, seed, dtype=dtype)
+
+    def transform(self, k, base, num_levels, event_ndims):
+        """(u, log q(u | k)) from base noise `base` (broadcast to k's shape): u = base."""
         del num_levels
-        u = tf.random.stateless_uniform(tf.shape(k), seed, dtype=k.dtype)
+        u = tf.broadcast_to(tf.cast(base, k.dtype), tf.shape(k))
         return u, tf.zeros(tf.shape(k)[: tf.rank(k) - event_ndims], k.dtype)
 
     def get_config(self):
@@ -134,10 +175,20 @@ class VariationalDequantizer(tf.Module):
 
     def noise(self, k, num_levels, event_ndims, seed):
         """(u of k's shape, log q(u | k) over k's batch shape) from a stateless seed."""
+        # Drawn as [N, D], as the noise of every earlier version was: same seed, same u.
+        eps = self.base_noise(tf.shape(tf.reshape(k, [-1, self.event_size])), seed, k.dtype)
+        return self.transform(k, tf.reshape(eps, tf.shape(k)), num_levels, event_ndims)
+
+    def base_noise(self, shape, seed, dtype):
+        """The noise ε that `transform` maps to u: N(0, I) of `shape`."""
+        return tf.random.stateless_normal(shape, seed, dtype=dtype)
+
+    def transform(self, k, base, num_levels, event_ndims):
+        """(u, log q(u | k)) from ε = `base` (broadcast to k's shape): u = sigmoid(f(ε; k))."""
         shape = tf.shape(k)
         flat = tf.reshape(k, [-1, self.event_size])
         context = flat / tf.cast(max(num_levels - 1, 1), k.dtype) - 0.5
-        eps = tf.random.stateless_normal(tf.shape(flat), seed, dtype=k.dtype)
+        eps = tf.reshape(tf.broadcast_to(tf.cast(base, k.dtype), shape), [-1, self.event_size])
         kwargs = conditioning.context_kwargs(self.noise_flow, context)
         y = self.noise_flow.forward(eps, **kwargs)
         log_det = self.noise_flow.forward_log_det_jacobian(eps, event_ndims=1, **kwargs)
@@ -235,6 +286,67 @@ class DequantizedDistribution(tfd.Distribution):
         """Host-side check used by `FlowModel`: integer levels in range (else FlowDataError)."""
         return check_discrete_data(x, self._num_levels, what)
 
+    def check_data_in_graph(self, k, what="x"):
+        """k after in-graph checks that it holds finite integer levels 0..L-1 (for served
+        requests, which `check_data` does not see); a failure raises InvalidArgumentError
+        with one line saying what is wrong, e.g. that the data look scaled to [0, 1]."""
+        k = tf.convert_to_tensor(k, self.dtype)
+        top = self._num_levels - 1
+        flat = tf.reshape(k, [-1])
+        finite = tf.math.is_finite(flat)
+        safe = tf.where(finite, flat, tf.zeros_like(flat))
+        expected = f"{what} must hold integer levels 0..{top}"
+        checks = [
+            (finite, f"{expected}; got non-finite values (NaN or Inf), e.g."),
+            (tf.equal(safe, tf.round(safe)),
+             f"{expected}; got non-integer values — did you scale the data to [0, 1]? Send "
+             f"the levels themselves (e.g. pixel values 0..{top}). First such value:"),
+            (tf.logical_and(safe >= 0, safe <= top),
+             f"{expected}; got values outside 0..{top}, e.g.")]
+        for ok, message in checks:
+            bad = tf.boolean_mask(flat, tf.logical_not(ok))[:1]
+            with tf.control_dependencies([tf.debugging.Assert(tf.reduce_all(ok),
+                                                              [message, bad])]):
+                flat = tf.identity(flat)
+        return tf.reshape(flat, tf.shape(k))
+
+    def fixed_noise_log_prob(self, k, num_draws=8):
+        """A deterministic estimate of log P(k): the importance-weighted bound over K =
+        `num_draws` fixed noise draws u_1..u_K (Burda et al. 2016),
+
+            log (1/K) Σ_j exp(log p((k + u_j)/L) − D log L − log q(u_j | k)),
+
+        a lower bound of log P(k) whose expectation over the draws is at least the training
+        bound (the K = 1 case, what `log_prob` returns in training) and rises to log P(k) as
+        K grows. The base noise (U[0, 1)^D, or the variational dequantizer's ε) comes from
+        the stateless seed (seed, FIXED_NOISE_STREAM) and is shared by every row, so a row's
+        value depends on that row alone (not on its batch or position). Dequantizers without
+        `base_noise`/`transform` draw per position from the same fixed seed instead.
+        """
+        k = tf.convert_to_tensor(k, self.dtype)
+        num_draws = int(num_draws)
+        event_shape = tf.TensorShape(self._distribution.event_shape)
+        event_ndims = event_shape.rank
+        seed = tf.constant([self._seed, FIXED_NOISE_STREAM], tf.int64)
+        tiled = tf.broadcast_to(k[tf.newaxis], tf.concat([[num_draws], tf.shape(k)], 0))
+        if hasattr(self._dequantizer, "base_noise") and hasattr(self._dequantizer, "transform"):
+            base = self._dequantizer.base_noise([num_draws, *event_shape.as_list()], seed,
+                                                k.dtype)
+            batch_ndims = tf.rank(k) - event_ndims
+            base = tf.reshape(base, tf.concat([[num_draws], tf.ones([batch_ndims], tf.int32),
+                                               event_shape.as_list()], 0))
+            u, log_q = self._dequantizer.transform(tiled, base, self._num_levels, event_ndims)
+        else:
+            u, log_q = self._dequantizer.noise(tiled, self._num_levels, event_ndims, seed)
+        v = (tiled + u) / tf.cast(self._num_levels, k.dtype)
+        # One batch axis for p (image bijectors take [batch, H, W, C]), then back.
+        batch_shape = tf.shape(log_q)
+        log_p = self._distribution.log_prob(
+            tf.reshape(v, tf.concat([[-1], event_shape.as_list()], 0)))
+        log_cell_volume = tf.cast(self.event_size * math.log(self._num_levels), k.dtype)
+        bounds = tf.reshape(log_p, batch_shape) - log_cell_volume - log_q
+        return tf.reduce_logsumexp(bounds, axis=0) - tf.cast(math.log(num_draws), k.dtype)
+
     def _next_noise_seed(self):
         count = self._noise_draws.assign_add(1)
         return tf.stack([tf.constant(self._seed, tf.int64), count])
@@ -256,6 +368,9 @@ class DequantizedDistribution(tfd.Distribution):
         return (k + u) / tf.cast(self._num_levels, k.dtype), log_q
 
     def _log_prob(self, k):
+        draws = getattr(_FIXED_NOISE, "draws", None)
+        if draws is not None:  # inside fixed_noise(): deterministic, for serving
+            return self.fixed_noise_log_prob(k, draws)
         v, log_q = self.dequantize(k)
         log_cell_volume = self.event_size * math.log(self._num_levels)
         return self._distribution.log_prob(v) - tf.cast(log_cell_volume, v.dtype) - log_q

@@ -15,7 +15,9 @@ numbers; `deserialize(config)` rebuilds it. TFP objects keep their constructor a
 
 Only these classes are ever rebuilt (an allow-list, so loading a file runs no code of its
 choosing): TFP's `tfd.*` and `tfb.*` classes, every bijector defined under
-`tfp_flows.bijectors`, and classes registered with `@register_serializable`. Anything else
+`tfp_flows.bijectors`, and classes registered with `@register_serializable` or with Keras'
+`@keras.saving.register_keras_serializable` (bijectors and distributions are saved from their
+`.parameters` either way; other classes from `get_config()`). Anything else
 (a lambda, a closure used as `bijector_fn`, a tf_keras layer, a symbolic tensor) raises
 `NotSerializableError`, naming the object and where it sits in the tree.
 
@@ -37,6 +39,7 @@ tfb, tfd = tfp.bijectors, tfp.distributions
 _KIND = "__kind__"
 _REGISTRY = {}  # key -> class, for classes registered with @register_serializable
 _OWN_BIJECTOR_PACKAGE = "tfp_flows.bijectors"
+_KERAS_PREFIX = "keras:"  # classes registered with @keras.saving.register_keras_serializable
 
 
 class NotSerializableError(TypeError):
@@ -72,8 +75,19 @@ def _public_tfp_class(cls, namespace, prefix):
     return None
 
 
-def _class_key(cls):
+def _registered_key(cls):
+    """The key of a class registered with us or with Keras (`keras:<package>><name>`)."""
     registered = cls.__dict__.get("_tfp_flows_serializable_name")
+    if registered is not None:
+        return registered
+    keras_name = keras.saving.get_registered_name(cls)
+    if keras_name != cls.__name__ and keras.saving.get_registered_object(keras_name) is cls:
+        return f"{_KERAS_PREFIX}{keras_name}"
+    return None
+
+
+def _class_key(cls):
+    registered = _registered_key(cls)
     if registered is not None:
         return registered
     module = cls.__module__
@@ -93,6 +107,10 @@ def _class_key(cls):
 def _class_from_key(key):
     if key in _REGISTRY:
         return _REGISTRY[key]
+    if key.startswith(_KERAS_PREFIX):
+        cls = keras.saving.get_registered_object(key[len(_KERAS_PREFIX):])
+        if inspect.isclass(cls) and not issubclass(cls, keras.layers.Layer):
+            return cls
     prefix, _, name = key.rpartition(".")
     if ":" not in key and prefix in ("tfb", "tfd"):
         namespace, base = (tfb, tfb.Bijector) if prefix == "tfb" else (tfd, tfd.Distribution)
@@ -114,8 +132,9 @@ def _class_from_key(key):
     raise NotSerializableError(
         f"The saved flow names the class {key!r}, which is not allowed to be rebuilt: only "
         f"tfb.*, tfd.*, {_OWN_BIJECTOR_PACKAGE}.* and classes registered with "
-        f"@tfp_flows.serialization.register_serializable are. Import the module that "
-        f"registers it before loading.")
+        f"@tfp_flows.serialization.register_serializable or "
+        f"@keras.saving.register_keras_serializable are. Import the module that registers it "
+        f"before loading.")
 
 
 # ---------------------------------------------------------------------------- serialize
@@ -182,7 +201,7 @@ class _Serializer:
             return _array_config(obj.numpy(), "tensor")
         if isinstance(obj, (tfb.Bijector, tfd.Distribution)):
             return self._tfp_object(obj, path)
-        key = type(obj).__dict__.get("_tfp_flows_serializable_name")
+        key = _registered_key(type(obj))
         if key is not None and hasattr(obj, "get_config"):
             config = obj.get_config()
             return {_KIND: "object", "class": key,
@@ -217,7 +236,13 @@ class _Serializer:
         if key is None:
             raise _advice(path, obj, f"{cls.__module__}.{cls.__qualname__} is neither a TFP "
                           f"class nor in {_OWN_BIJECTOR_PACKAGE}; register it with "
-                          f"@tfp_flows.serialization.register_serializable")
+                          f"@tfp_flows.serialization.register_serializable or "
+                          f"@keras.saving.register_keras_serializable")
+        if getattr(obj, "_parameters", None) is None:
+            raise NotSerializableError(
+                f"Cannot save {path}: {cls.__qualname__} was built without its constructor "
+                f"arguments. Make `parameters = dict(locals())` the first line of its "
+                f"__init__ and pass `parameters=parameters` to super().__init__(...).")
         init = inspect.signature(_class_from_key(key).__init__).parameters
         parameters = {}
         for name, value in obj.parameters.items():

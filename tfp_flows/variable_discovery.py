@@ -34,6 +34,8 @@ class Trainables:
     keras_layers: list
     keras_variables: list
     tf_variables: list
+    # id(variable or layer) -> name of the innermost TFP bijector/distribution holding it
+    owners: dict = dataclasses.field(default_factory=dict)
 
 
 def _unique_append(items, seen_ids, value):
@@ -48,10 +50,12 @@ def find_trainables(root):
     found_ids = set()
     visited = set()
 
-    def visit(obj, depth):
+    def visit(obj, depth, owner=None):
         if depth > 64 or isinstance(obj, _LEAF_TYPES) or id(obj) in visited:
             return
         visited.add(id(obj))
+        if isinstance(obj, (keras.layers.Layer, keras.Variable, tf.Variable)):
+            found.owners.setdefault(id(obj), owner)
         if isinstance(obj, keras.layers.Layer):
             _unique_append(found.keras_layers, found_ids, obj)
             return
@@ -61,6 +65,8 @@ def find_trainables(root):
         if isinstance(obj, tf.Variable):
             _unique_append(found.tf_variables, found_ids, obj)
             return
+        if _is_tfp_object(obj):
+            owner = f"{type(obj).__name__} {getattr(obj, 'name', '')!r}"
         if isinstance(obj, dict):
             children = list(obj.values())
         elif isinstance(obj, (list, tuple, set, frozenset)):
@@ -79,10 +85,17 @@ def find_trainables(root):
         else:
             return
         for child in children:
-            visit(child, depth + 1)
+            visit(child, depth + 1, owner)
 
     visit(root, 0)
     return found
+
+
+def _is_tfp_object(obj):
+    """A TFP bijector or distribution (checked by module, to keep TFP out of the imports)."""
+    return any(c.__name__ in ("Bijector", "Distribution")
+               and c.__module__.startswith("tensorflow_probability.")
+               for c in type(obj).__mro__)
 
 
 def _cell_full(cell):

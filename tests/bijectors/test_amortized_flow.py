@@ -8,9 +8,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from tfp_flows.models.amortized_flow import amortized_flow_model  # noqa: E402
 
 from tfp_flows import export_saved_model  # noqa: E402
-from tfp_flows.bijectors import AmortizedFlow, amortized_flow_model  # noqa: E402
+from tfp_flows.bijectors import AmortizedFlow  # noqa: E402
 from tfp_flows.nets.amortized_flow_params import FLOW_KINDS  # noqa: E402
 from tfp_flows.simulators import LinearGaussian  # noqa: E402
 from tfp_flows.testing import grid_integral  # noqa: E402

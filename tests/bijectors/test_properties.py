@@ -28,7 +28,7 @@ SETTINGS = dict(deadline=None, derandomize=True, database=None,
                                        HealthCheck.filter_too_much])
 SLOW = {"AmortizedFlow", "SOSAutoregressive", "FastSamplingMAF", "Residual",
         "ImageAffineCoupling", "Sylvester", "MixtureCDF", "LogisticMixtureCDFTransformer",
-        "ClosedFormLogProbInvert"}
+        "ClosedFormLogProbInvert", "BNAF", "Bernstein"}
 ROUND_TRIP_TOL = 1e-7
 LOG_DET_TOL = 1e-6
 
@@ -177,6 +177,20 @@ def case_deep_sigmoidal(data):
     return fb.DeepSigmoidal(params), floats(data, -10.0, 10.0, [4, 3]), 1
 
 
+def case_bnaf(data):
+    params = floats(data, -2.0, 2.0, [fb.num_bnaf_params(2, 2, 1)])
+    return (fb.BNAF(params, event_size=2, hidden_factor=2, num_hidden_layers=1),
+            floats(data, -10.0, 10.0, [4, 2]), 1)
+
+
+def case_umnn(data):
+    # the log-det is the quadrature sum's own slope, so any number of nodes
+    embedding = floats(data, -2.0, 2.0, [3, 3])
+    integrand = floats(data, -2.0, 2.0, [fb.num_integrand_params(2, (4,))])
+    return (fb.UMNN(embedding, integrand, hidden_units=(4,), num_nodes=8),
+            floats(data, -10.0, 10.0, [4, 3]), 1)
+
+
 def case_sos_polynomial(data):
     k, r = data.draw(st.integers(1, 3)), data.draw(st.integers(0, 2))
     coefficients = floats(data, -2.0, 2.0, [3, k, r + 1])
@@ -254,11 +268,59 @@ def case_amortized_flow(data):
     return bij, floats(data, -10.0, 10.0, [4, 3]), 1, {"conditional_input": context}
 
 
+def case_standardize(data):
+    bij = fb.Standardize(floats(data, -1e3, 1e3, [3]), log_uniform(data, 1e-3, 1e3, [3]))
+    return bij, floats(data, -1e3, 1e3, [4, 3]), 1
+
+
+BOUND_KINDS = ("both", "low", "high", "neither")
+
+
+def case_bounded(data):
+    # one kind of bounds per coordinate: both finite, low only, high only, neither
+    kinds = [data.draw(st.sampled_from(BOUND_KINDS)) for _ in range(4)]
+    low = floats(data, -10.0, 10.0, [4])
+    high = low + log_uniform(data, 0.1, 100.0, [4])
+    low = np.where(np.isin(kinds, ["both", "low"]), low, -np.inf)
+    high = np.where(np.isin(kinds, ["both", "high"]), high, np.inf)
+    return fb.Bounded(low, high), floats(data, -15.0, 15.0, [4, 4]), 1
+
+
+def case_householder(data):
+    k = data.draw(st.integers(1, 4))
+    direction = floats(data, -1.0, 1.0, [k, 3])
+    assume(np.linalg.norm(direction, axis=-1).min() > 1e-3)
+    direction /= np.linalg.norm(direction, axis=-1, keepdims=True)
+    vectors = direction * log_uniform(data, 1e-3, 1e3, [k, 1])
+    return fb.Householder(vectors), floats(data, -1e3, 1e3, [4, 3]), 1
+
+
+def case_batch_norm(data):
+    bij = fb.BatchNorm(floats(data, -100.0, 100.0, [3]), log_uniform(data, 1e-6, 1e6, [3]),
+                       floats(data, -10.0, 10.0, [3]), floats(data, -100.0, 100.0, [3]))
+    return bij, floats(data, -1e3, 1e3, [4, 3]), 1
+
+
+def case_bernstein(data):
+    degree = data.draw(st.integers(1, 8))
+    bound = floats(data, 1.0, 10.0)
+    bij = fb.Bernstein.from_raw(floats(data, -3.0, 3.0, [3, degree + 1]), float(bound))
+    return bij, floats(data, -20.0, 20.0, [4, 3]), 1
+
+
+def case_circular_spline(data):
+    k = data.draw(st.integers(1, 8))
+    bij = fb.CircularSpline.from_raw(floats(data, -3.0, 3.0, [3, 3 * k]))
+    x = floats(data, -np.pi, np.pi, [4, 3])
+    return bij, np.where(x >= np.pi, -np.pi, x), 1  # angles in [-pi, pi)
+
+
 CASES = {
     "PReLU": case_prelu, "NICEScaling": case_nice_scaling, "ActNorm": case_actnorm,
     "Radial": case_radial, "Planar": case_planar, "Sylvester": case_sylvester,
     "InvertibleDense": case_invertible_dense, "Invertible1x1Conv": case_invertible_1x1_conv,
     "Squeeze": case_squeeze, "FactorOut": case_factor_out, "DeepSigmoidal": case_deep_sigmoidal,
+    "BNAF": case_bnaf, "UMNN": case_umnn,
     "SOSPolynomial": case_sos_polynomial,
     "LogisticMixtureCDFTransformer": case_logistic_mixture_cdf,
     "MixtureCDF": case_mixture_cdf, "Residual": case_residual,
@@ -266,6 +328,9 @@ CASES = {
     "AmortizedFlow": case_amortized_flow,
     "SOSAutoregressive": case_sos_autoregressive, "FastSamplingMAF": case_fast_sampling_maf,
     "ImageAffineCoupling": case_image_affine_coupling,
+    "Standardize": case_standardize, "Bounded": case_bounded, "Householder": case_householder,
+    "BatchNorm": case_batch_norm, "Bernstein": case_bernstein,
+    "CircularSpline": case_circular_spline,
 }
 
 

@@ -8,14 +8,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfp_flows.bijectors.amortized_flow import AmortizedFlow  # noqa: E402
+from tfp_flows.bijectors.amortized_flow import AmortizedFlow, radial_alpha_constraint  # noqa: E402
 from tfp_flows.bijectors.planar import planar_u_hat  # noqa: E402
 from tfp_flows.bijectors.sylvester import upper_with_tanh_diagonal  # noqa: E402
 from tfp_flows.nets.amortized_flow_params import (  # noqa: E402
     FLOW_KINDS,
     AmortizedFlowParameters,
     fill_upper_triangle,
-    radial_alpha_constraint,
 )
 from tfp_flows.testing import check_bijector  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Amortised planar / radial / Sylvester flows: parameters produced by a network from a context.
 
-Rezende & Mohamed (2015) and van den Berg et al. (2018, seed 002, §4.1) amortise the flow
+Rezende & Mohamed (2015) and van den Berg et al. (2018, §4.1) amortise the flow
 of a VAE posterior: the encoder maps x to a hidden vector h, and a linear map of h gives
 the parameters of every flow layer, so each x gets its own flow q(z | x). The same
 construction gives a conditional density p(x | c) with h = c.
@@ -19,8 +19,14 @@ Newton solve for planar and Sylvester).
 
 `flow(context)` returns the concrete `tfb.Chain` for a batch of contexts (compute the
 parameters once and use its forward and log-det, as a VAE does).
+
+The identity start (each layer's parameters from its bijector's own `trainable`
+constructor) is kept here and added to the network's zero-initialised outputs, so the
+network (below the bijectors) needs no bijector code. A conditional `FlowModel` of this
+bijector: `tfp_flows.models.amortized_flow.amortized_flow_model`.
 """
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -28,9 +34,50 @@ from tfp_flows.bijectors.planar import Planar
 from tfp_flows.bijectors.radial import Radial
 from tfp_flows.bijectors.sylvester import Sylvester
 from tfp_flows.conditioning import CONTEXT_KWARG
-from tfp_flows.nets.amortized_flow_params import AmortizedFlowParameters, radial_alpha_constraint
+from tfp_flows.nets.amortized_flow_params import AmortizedFlowParameters
 
 tfb = tfp.bijectors
+
+
+def radial_alpha_constraint(dtype):
+    """`Radial`'s own constraining bijector for alpha (softplus with a floor of eps)."""
+    return Radial.parameter_properties(dtype)["alpha"].default_constraining_bijector_fn()
+
+
+def _identity_parameters(flow_kind, d, m, k, seed):
+    """Free parameters (flat NumPy, the network's output order) that make one layer the
+    identity, taken from the bijectors' own `trainable` constructors, so the amortised and
+    the unconditional layers start alike."""
+    if flow_kind == "planar":
+        bij = Planar.trainable(d, seed=seed, dtype=tf.float64)
+        parts = [bij.w, bij.u, bij.b]
+    elif flow_kind == "radial":
+        bij = Radial.trainable(d, seed=seed, dtype=tf.float64)
+        alpha_free = radial_alpha_constraint(tf.float64).inverse(tf.convert_to_tensor(bij.alpha))
+        parts = [bij.center, alpha_free, bij.beta_unconstrained]
+    else:
+        q_kind = flow_kind.split("-", 1)[1]
+        bij = Sylvester.trainable(d, seed=seed, dtype=tf.float64, q_kind=q_kind,
+                                  num_hidden=m, num_reflections=k)
+        rows, cols = np.triu_indices(m)
+        parts = [np.asarray(bij._r)[rows, cols], np.asarray(bij._r_tilde)[rows, cols],
+                 bij._bias]
+        if q_kind != "triangular":
+            parts.append(bij._q_params)
+    return np.concatenate([np.reshape(np.asarray(p, np.float64), [-1]) for p in parts])
+
+
+def identity_offset(net):
+    """The constant [num_outputs] that makes `net`'s (zero-initialised) outputs the identity
+    flow: location-scale zeros, then each layer's identity parameters (seeded from
+    net.seed, layer by layer)."""
+    start = [np.zeros(2 * net.event_size)] if net.location_scale else []
+    base_seed = 0 if net.seed is None else int(net.seed) * 1000
+    with tf.init_scope():  # `trainable` makes eager tf.Variables
+        start += [_identity_parameters(net.flow_kind, net.event_size, net.num_hidden,
+                                       net.num_reflections, base_seed + i)
+                  for i in range(net.num_layers)]
+    return np.concatenate(start) if start else np.zeros([0])
 
 
 def _layer_bijector(flow_kind, params, index, dtype):
@@ -75,6 +122,8 @@ class AmortizedFlow(tfb.Bijector):
             raise TypeError(f"AmortizedFlow needs a nets.AmortizedFlowParameters layer; got "
                             f"{type(parameter_network).__name__}.")
         self._parameter_network = parameter_network
+        # The trained output layer is the deviation from this identity start.
+        self._identity_offset = identity_offset(parameter_network)
         dtype = tf.as_dtype(parameter_network.compute_dtype)
         with tf.name_scope(name) as name:
             super().__init__(forward_min_event_ndims=1, validate_args=validate_args,
@@ -104,7 +153,7 @@ class AmortizedFlow(tfb.Bijector):
                 and context.shape[-1] != net.context_size:
             raise ValueError(f"AmortizedFlow {self.name!r} expects a context of size "
                              f"{net.context_size}, got shape {context.shape.as_list()}.")
-        out = net(context)
+        out = net(context, offset=self._identity_offset)
         parts = []
         if net.location_scale:
             parts += [tfb.Shift(out["loc"], name="loc"),
@@ -134,23 +183,3 @@ class AmortizedFlow(tfb.Bijector):
     def _inverse_log_det_jacobian(self, y, **kwargs):
         return self.flow(kwargs.get(CONTEXT_KWARG)).inverse_log_det_jacobian(y, event_ndims=1)
 
-
-def amortized_flow_model(event_size, context_size, flow_kind, *, num_layers=4,
-                         hidden_units=(64, 64), activation="relu", location_scale=True,
-                         num_hidden=None, num_reflections=None, dtype="float32", seed=None,
-                         name="amortized_flow"):
-    """A conditional `FlowModel` p(x | c): N(0, I) pushed through an `AmortizedFlow`.
-
-    Train with `fit(c, x)`. `hidden_units` is the MLP from c to the flow parameters;
-    `location_scale` adds the context-dependent diagonal affine map first.
-    """
-    from tfp_flows.flow_model import FlowModel
-
-    net = AmortizedFlowParameters(flow_kind, event_size, num_layers, context_size,
-                                  hidden_units=hidden_units, activation=activation,
-                                  location_scale=location_scale, num_hidden=num_hidden,
-                                  num_reflections=num_reflections, seed=seed, dtype=dtype,
-                                  name=f"{name}_parameters")
-    base = tfp.distributions.MultivariateNormalDiag(loc=tf.zeros([int(event_size)], dtype))
-    dist = tfp.distributions.TransformedDistribution(base, AmortizedFlow(net, name=name))
-    return FlowModel(dist, context_shape=[int(context_size)], name=name)

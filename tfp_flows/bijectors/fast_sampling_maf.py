@@ -44,12 +44,14 @@ class FastSamplingMAF(tfb.MaskedAutoregressiveFlow):
 
     @classmethod
     def trainable(cls, event_size, *, hidden_units=(64, 64), activation="relu",
-                  log_scale_bound="auto", seed=None, dtype="float32", validate_args=False,
-                  name=None):
+                  log_scale_bound="auto", input_bound=None, seed=None, dtype="float32",
+                  validate_args=False, name=None):
         """A FastSamplingMAF with a fresh `nets.MADE(event_size, params=2, ...)`; `seed`
-        seeds its Glorot-uniform kernels (the output layer starts at zero, the identity)."""
+        seeds its Glorot-uniform kernels (the output layer starts at zero, the identity).
+        log_scale_bound, input_bound: the MADE's clamps (see `nets.MADE`)."""
         made = MADE(event_size, params=2, hidden_units=hidden_units, activation=activation,
-                    log_scale_bound=log_scale_bound, dtype=tf.as_dtype(dtype).name,
+                    log_scale_bound=log_scale_bound, input_bound=input_bound,
+                    dtype=tf.as_dtype(dtype).name,
                     kernel_initializer=keras.initializers.GlorotUniform(seed=seed))
         made.build((None, int(event_size)))  # weights exist now: dtype and variables known
         return cls(made, validate_args=validate_args,
@@ -94,13 +96,15 @@ def _blockwise_made_forward(made, x):
             done = ops.concatenate([done, transform(out_bias + ops.zeros_like(x_block[..., :1]))],
                                    axis=-1)
             continue
-        first_fixed = ops.matmul(done, kernels[0][:a, :units[0]]) + biases[0][:units[0]]
+        first_fixed = (ops.matmul(made.bound_inputs(done), kernels[0][:a, :units[0]])
+                       + biases[0][:units[0]])
         first_block = kernels[0][a:b - 1, :units[0]]
 
         def block_pass(y_block, first_fixed=first_fixed, first_block=first_block,
                        units=units, out_kernel=out_kernel, out_bias=out_bias,
                        transform=transform, a=a, b=b):
-            h = made.activation(first_fixed + ops.matmul(y_block[..., :b - a - 1], first_block))
+            h = made.activation(first_fixed + ops.matmul(
+                made.bound_inputs(y_block[..., :b - a - 1]), first_block))
             for i in range(1, last):
                 h = made.activation(ops.matmul(h, kernels[i][:units[i - 1], :units[i]])
                                     + biases[i][:units[i]])

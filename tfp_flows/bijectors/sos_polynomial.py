@@ -68,6 +68,15 @@ class SOSPolynomial(tfb.Bijector):
     those of the implicit function (dz/dy = 1 / T'(z), dz/dtheta = -dT/dtheta / T'), attached
     by one extra Newton step, so no gradient flows through the root finder's loop.
 
+    Linear tails (`tail_bound=B`): outside [-B, B] the polynomial is continued by its
+    tangent at the bound, T(z) = T(B) + T'(B) (z - B) for z > B (and likewise below -B), as
+    the linear tails of rational-quadratic spline flows (Durkan et al. 2019, sec. 3.1). T
+    stays strictly increasing and continuously differentiable, log T' is constant in each
+    tail, and T grows linearly instead of like z^(2r+1): stacked in a flow, the composition
+    no longer multiplies degrees (3^L for L cubic layers), which overflowed float32 and
+    turned log-densities NaN a few data ranges from the data. The inverse is explicit in the
+    tails, and the root search runs on the bracket [-B, B].
+
     Parameters: `coefficients` a, shape [..., K, r+1] (a[..., k, l] = a_{lk}), and `shift`
     c, shape [...]; the batch shape is the broadcast of a's leading dimensions and c's
     shape. `trainable(d)` holds one polynomial per dimension, starting near the identity
@@ -80,7 +89,13 @@ class SOSPolynomial(tfb.Bijector):
       shift: float tensor [...] (default 0).
       tolerance: root finder tolerance (relative step size); default by dtype.
       max_iterations: root finder iterations after bracketing.
-      max_bracket_doublings: bracket doublings (a bound of 2^n).
+      max_bracket_doublings: bracket doublings (a bound of 2^n); unused with tail_bound.
+      tail_bound: B > 0, T is linear outside [-B, B] (see above); None (default): the
+        polynomial on all of R.
+      min_derivative: m in [0, 1): T' = m + (1 - m) sum_k p_k^2 (one more square, the
+        constant sqrt(m), with the others scaled so that a fresh T stays the identity), so
+        T' >= m everywhere, the linear tails' slope included; without a floor a trained
+        flow's tail slope T'(B) can be tiny and the few samples that land there go very far.
       validate_args: check the coefficients are finite and not all zero.
       name: name scope.
 
@@ -89,11 +104,14 @@ class SOSPolynomial(tfb.Bijector):
     each dimension, K <= 3, r <= 2, |shift| <= 5 and |x| <= 3; the inverse is accurate to 1e-7
     (1 + |y|) in y, i.e. in x up to that over dT/dx, which vanishes where every polynomial
     does. Domain: all of R; all-zero coefficients (T constant) are no bijection and raise under
-    validate_args.
+    validate_args. Without tail_bound, T(z) ~ b z^(2r+1) overflows float32 (to inf, and the
+    log-det to NaN in a flow) once |z|^(2r+1) |b| passes ~3e38; with tail_bound, T is finite
+    wherever |T'(B) z| is, and an overflow is +-inf in y, never NaN.
     """
 
     def __init__(self, coefficients, shift=None, *, tolerance=None, max_iterations=100,
-                 max_bracket_doublings=None, validate_args=False, name="sos_polynomial"):
+                 max_bracket_doublings=None, tail_bound=None, min_derivative=0.0,
+                 validate_args=False, name="sos_polynomial"):
         parameters = dict(locals())
         with tf.name_scope(name) as name:
             dtype = dtype_util.common_dtype([coefficients, shift], dtype_hint=tf.float32)
@@ -120,6 +138,14 @@ class SOSPolynomial(tfb.Bijector):
                 max_log2 = 1000.0 if dtype == tf.float64 else 120.0
                 max_bracket_doublings = int(max_log2 / (2 * self._num_coefficients - 1))
             self._max_bracket_doublings = int(max_bracket_doublings)
+            if tail_bound is not None and not float(tail_bound) > 0:
+                raise ValueError(f"SOSPolynomial: tail_bound must be > 0 or None; got "
+                                 f"{tail_bound}.")
+            self._tail_bound = None if tail_bound is None else float(tail_bound)
+            if not 0.0 <= float(min_derivative) < 1.0:
+                raise ValueError(f"SOSPolynomial: min_derivative must be in [0, 1); got "
+                                 f"{min_derivative}.")
+            self._min_derivative = float(min_derivative)
             super().__init__(forward_min_event_ndims=0, validate_args=validate_args,
                              dtype=dtype, parameters=parameters, name=name)
 
@@ -167,6 +193,10 @@ class SOSPolynomial(tfb.Bijector):
     def tolerance(self):
         return self._tolerance
 
+    @property
+    def tail_bound(self):
+        return self._tail_bound
+
     def _is_increasing(self):
         return True
 
@@ -179,25 +209,50 @@ class SOSPolynomial(tfb.Bijector):
         return tf.linalg.matvec(tf.constant(self._antidiag.T, a.dtype), flat)
 
     def _polynomial_coefficients(self, a):
-        """t [..., 2r+2]: T(z) - c = sum_j t_j z^j, t_0 = 0, t_{m+1} = b_m / (m + 1)."""
+        """t [..., 2r+2]: T(z) - c = sum_j t_j z^j, t_0 = 0, t_{m+1} = b_m / (m + 1) (times
+        1 - min_derivative, plus min_derivative for t_1)."""
         b = self._integrand_coefficients(a)
         scale = tf.constant(1.0 / np.arange(1, 2 * self._num_coefficients), a.dtype)
+        if self._min_derivative:
+            m = self._min_derivative
+            b = (1.0 - m) * b + tf.constant(m * np.eye(2 * self._num_coefficients - 1)[0],
+                                            a.dtype)
         return tf.concat([tf.zeros_like(b[..., :1]), b * scale], axis=-1)
 
     def _params(self):
         return tf.convert_to_tensor(self.coefficients), tf.convert_to_tensor(self.shift)
 
-    def _value(self, z, t):
-        return _horner(t, z)
+    def _clip(self, z):
+        if self._tail_bound is None:
+            return z
+        return tf.clip_by_value(z, -self._tail_bound, self._tail_bound)
+
+    def _polynomial_derivative(self, z, a):
+        p = _horner(a, z[..., tf.newaxis])  # [..., K]: p_k(z)
+        d = tf.reduce_sum(tf.square(p), axis=-1)
+        if self._min_derivative:
+            d = self._min_derivative + (1.0 - self._min_derivative) * d
+        return d
+
+    def _value(self, z, t, a):
+        """T(z) - c, with the linear tails (if any)."""
+        if self._tail_bound is None:
+            return _horner(t, z)
+        inner = self._clip(z)
+        return _horner(t, inner) + self._polynomial_derivative(inner, a) * (z - inner)
 
     def _derivative(self, z, a):
-        p = _horner(a, z[..., tf.newaxis])  # [..., K]: p_k(z)
-        return tf.reduce_sum(tf.square(p), axis=-1)
+        return self._polynomial_derivative(self._clip(z), a)
 
     # ------------------------------------------------------------------ bijector methods
     def _forward(self, x):
         a, c = self._params()
-        return c + self._value(x, self._polynomial_coefficients(a))
+        y = c + self._value(x, self._polynomial_coefficients(a), a)
+        if self.validate_args and self._tail_bound is None:
+            y = tf.debugging.assert_all_finite(
+                y, "SOSPolynomial: T(x) overflowed (the polynomial grows like |x|^(2r+1)); "
+                   "build it with tail_bound=B to make it linear outside [-B, B].")
+        return y
 
     def _forward_log_det_jacobian(self, x):
         a, _ = self._params()
@@ -216,13 +271,30 @@ class SOSPolynomial(tfb.Bijector):
                                         tf.stop_gradient(target)))
         # One Newton step outside the loop: same value (T(z) = target up to the tolerance),
         # and the gradient of the implicit function z(y, a, c).
-        residual = self._value(z, t) - target
+        residual = self._value(z, t, a) - target
         return z - residual / tf.stop_gradient(self._derivative(z, a))
 
     def _root(self, t, a, target):
+        if self._tail_bound is not None:
+            return self._root_with_tails(t, a, target)
+        return self._bracketed_root(t, a, target, None)
+
+    def _root_with_tails(self, t, a, target):
+        """The explicit inverse in the tails, the root search on [-B, B] in between."""
+        bound = self._tail_bound * tf.ones_like(target)
+        top, bottom = _horner(t, bound), _horner(t, -bound)
+        inner = self._bracketed_root(t, a, tf.clip_by_value(target, bottom, top), bound)
+        above = bound + (target - top) / self._polynomial_derivative(bound, a)
+        below = -bound + (target - bottom) / self._polynomial_derivative(-bound, a)
+        return tf.where(target > top, above, tf.where(target < bottom, below, inner))
+
+    def _bracketed_root(self, t, a, target, bound):
+        """Root of the polynomial T(z) - c = target; bracket [-bound, bound] when given
+        (target must lie in its image), else found by doubling [-1, 1]."""
         dtype = target.dtype
         one = tf.ones_like(target)
-        value = lambda z: self._value(z, t)
+        value = lambda z: _horner(t, z)
+        derivative = lambda z: self._polynomial_derivative(z, a)
 
         def expand_cond(i, lo, hi):
             need = (value(lo) > target) | (value(hi) < target)
@@ -233,8 +305,11 @@ class SOSPolynomial(tfb.Bijector):
             hi = tf.where(value(hi) < target, 2.0 * hi, hi)
             return i + 1, lo, hi
 
-        _, lo, hi = tf.while_loop(expand_cond, expand_body, (tf.constant(0), -one, one),
-                                  maximum_iterations=self._max_bracket_doublings)
+        if bound is None:
+            _, lo, hi = tf.while_loop(expand_cond, expand_body, (tf.constant(0), -one, one),
+                                      maximum_iterations=self._max_bracket_doublings)
+        else:
+            lo, hi = -bound, bound
         tol = tf.constant(self._tolerance, dtype)
         z0 = tf.clip_by_value(target, lo, hi)  # T is the identity at initialisation
 
@@ -243,7 +318,7 @@ class SOSPolynomial(tfb.Bijector):
 
         def body(i, z, lo, hi, dx_old, done):
             f = value(z) - target
-            d = self._derivative(z, a)
+            d = derivative(z)
             lo = tf.where(f < 0, z, lo)
             hi = tf.where(f > 0, z, hi)
             newton = z - f / d
@@ -342,18 +417,21 @@ class SOSAutoregressive(tfb.MaskedAutoregressiveFlow):
     @classmethod
     def trainable(cls, event_size, *, seed=None, dtype=tf.float32, num_polynomials=3,
                   polynomial_degree=2, hidden_units=(32, 32), activation="relu",
-                  input_order="left-to-right", context_size=None, name="sos_autoregressive",
-                  **kwargs):
+                  input_order="left-to-right", context_size=None, input_bound=None,
+                  name="sos_autoregressive", **kwargs):
         """An SOS MAF with a fresh `nets.MADE`, starting at the identity.
 
         context_size: k for a conditional flow (the MADE takes a context of that size).
+        input_bound: the MADE's input clamp c tanh(x / c) (see `nets.MADE`): with it the
+        coefficients are bounded functions of x, so together with `tail_bound` (passed on to
+        each `SOSPolynomial`) the layer grows at most linearly far from the data.
         """
         k, n = int(num_polynomials), int(polynomial_degree) + 1
         init = "glorot_uniform" if seed is None else keras.initializers.GlorotUniform(seed)
         made = MADE(int(event_size), params=1 + k * n, hidden_units=hidden_units,
                     activation=activation, input_order=input_order,
                     kernel_initializer=init, context_size=context_size,
-                    dtype=tf.as_dtype(dtype).name)
+                    input_bound=input_bound, dtype=tf.as_dtype(dtype).name)
         made.build((None, int(event_size)))
         return cls(made, k, n - 1, name=name, **kwargs)
 

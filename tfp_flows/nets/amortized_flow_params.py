@@ -1,8 +1,8 @@
 """Amortised flow parameters: a network maps a context h to the parameters of L flow layers.
 
 Used for conditional flows p(x | c) built from planar, radial or Sylvester layers and for
-the flow posteriors q(z | x) of a VAE (seed 002, §4.1: "the parameters of the flow are
-produced by the encoder"): every context row gets its own flow.
+the flow posteriors q(z | x) of a VAE (van den Berg et al. 2018, §4.1: "the parameters of
+the flow are produced by the encoder"): every context row gets its own flow.
 
 `AmortizedFlowParameters(flow_kind, event_size, num_layers, context_size)` is a Keras 3
 layer: h [..., context_size] -> a list of L dicts of *free* (unconstrained) parameter
@@ -22,16 +22,16 @@ With `location_scale=True` the outputs also hold `loc` and `log_scale` [..., D] 
 diagonal affine map applied first (the Gaussian base q0(z | x) = N(loc, exp(log_scale)²)
 of a VAE posterior, or a conditional shift of p(x | c)).
 
-Initialisation: the output layer's kernel and bias start at zero, and a constant offset is
-added to its output: the identity parameters of each bijector's own `trainable(...)`
-constructor (planar û = 0, radial
-beta = 0, Sylvester R = 0; loc = 0, log_scale = 0), so a fresh amortised flow is the
-identity for every context and gradients reach every output.
+Initialisation: the output layer's kernel and bias start at zero. `call(h, offset=c)` adds
+a constant vector c [num_outputs] to the output; `bijectors.AmortizedFlow` passes the
+identity parameters of each bijector's own `trainable(...)` constructor (planar û = 0,
+radial beta = 0, Sylvester R = 0; loc = 0, log_scale = 0), so a fresh amortised flow is the
+identity for every context and gradients reach every output. (The bijectors own those
+values; this network, below them, only knows the output layout.)
 """
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
 from tfp_flows.nets.dense_stack import add_dense_stack_weights
@@ -73,40 +73,6 @@ def _parameter_shapes(flow_kind, d, m, k):
     return shapes
 
 
-def _identity_parameters(flow_kind, d, m, k, seed):
-    """Free parameters (flat NumPy, output order) that make one layer the identity.
-
-    Taken from the bijectors' own `trainable` constructors, so the amortised and the
-    unconditional layers start alike.
-    """
-    from tfp_flows.bijectors import Planar, Radial, Sylvester
-
-    if flow_kind == "planar":
-        bij = Planar.trainable(d, seed=seed, dtype=tf.float64)
-        parts = [bij.w, bij.u, bij.b]
-    elif flow_kind == "radial":
-        bij = Radial.trainable(d, seed=seed, dtype=tf.float64)
-        alpha_free = radial_alpha_constraint(tf.float64).inverse(tf.convert_to_tensor(bij.alpha))
-        parts = [bij.center, alpha_free, bij.beta_unconstrained]
-    else:
-        q_kind = flow_kind.split("-", 1)[1]
-        bij = Sylvester.trainable(d, seed=seed, dtype=tf.float64, q_kind=q_kind,
-                                  num_hidden=m, num_reflections=k)
-        rows, cols = np.triu_indices(m)
-        parts = [np.asarray(bij._r)[rows, cols], np.asarray(bij._r_tilde)[rows, cols],
-                 bij._bias]
-        if q_kind != "triangular":
-            parts.append(bij._q_params)
-    return np.concatenate([np.reshape(np.asarray(p, np.float64), [-1]) for p in parts])
-
-
-def radial_alpha_constraint(dtype):
-    """`Radial`'s own constraining bijector for alpha (softplus with a floor of eps)."""
-    from tfp_flows.bijectors import Radial
-
-    return Radial.parameter_properties(dtype)["alpha"].default_constraining_bijector_fn()
-
-
 @keras.saving.register_keras_serializable(package="tfp_flows")
 class AmortizedFlowParameters(keras.layers.Layer):
     """Context h [..., context_size] -> free parameters of `num_layers` flow layers.
@@ -118,7 +84,7 @@ class AmortizedFlowParameters(keras.layers.Layer):
       num_layers: L, the number of flow layers.
       context_size: size of the context vector h.
       hidden_units: widths of an optional MLP between h and the output layer (default:
-        none, a linear map from h as in seed 002's VAEs).
+        none, a linear map from h as in van den Berg et al.'s VAEs).
       activation: activation of that MLP.
       location_scale: also output loc and log_scale [..., D] of a diagonal affine map
         applied before the flow layers.
@@ -163,15 +129,6 @@ class AmortizedFlowParameters(keras.layers.Layer):
         self._shapes = ({} if flow_kind is None else _parameter_shapes(
             flow_kind, self.event_size, self.num_hidden, self.num_reflections))
         self._layer_size = sum(int(np.prod(s)) for s in self._shapes.values())
-        # The identity start, added to the output layer as a constant (the trained bias is
-        # the deviation from it). init_scope: `trainable` makes eager tf.Variables.
-        start = [np.zeros(2 * self.event_size)] if self.location_scale else []
-        base_seed = 0 if seed is None else int(seed) * 1000
-        with tf.init_scope():
-            start += [_identity_parameters(flow_kind, self.event_size, self.num_hidden,
-                                           self.num_reflections, base_seed + i)
-                      for i in range(self.num_layers)]
-        self._identity_offset = np.concatenate(start)
 
     @property
     def num_outputs(self):
@@ -189,14 +146,23 @@ class AmortizedFlowParameters(keras.layers.Layer):
         self.kernels, self.biases = add_dense_stack_weights(self, sizes, init,
                                                             zero_init_output=True)
 
-    def call(self, context):
+    @property
+    def parameter_shapes(self):
+        """{name: shape} of one flow layer's free parameters, in output order (r and
+        r_tilde as their M(M+1)/2 upper-triangle entries)."""
+        return dict(self._shapes)
+
+    def call(self, context, offset=None):
+        """The free parameters for `context`; `offset`: an optional constant [num_outputs]
+        added to the flat output before it is split (the identity start)."""
         h = ops.cast(context, self.compute_dtype)
         last = len(self.kernels) - 1
         for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases, strict=True)):
             h = ops.matmul(h, kernel) + bias
             if i < last:
                 h = self.activation(h)
-        h = h + ops.convert_to_tensor(self._identity_offset, dtype=self.compute_dtype)
+        if offset is not None:
+            h = h + ops.cast(offset, self.compute_dtype)
         batch = ops.shape(h)[:-1]
         out, offset = {}, 0
 

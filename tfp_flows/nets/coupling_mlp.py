@@ -38,13 +38,21 @@ class CouplingMLP(keras.layers.Layer):
         `bijector_kwargs` (see `tfp_flows.conditioning`).
       log_scale_bound: smooth clamp log_scale = b * tanh(raw / b) (identity near 0, bounded
         by b), so scales cannot overflow far from the data; None disables it. Default 6.
+      input_bound: smooth clamp of the inputs, x0 -> c * tanh(x0 / c), before the first
+        layer (None, the default: no clamp). The outputs are then bounded functions of x0
+        that turn constant where |x0| >> c, so far from the data the coupling is a fixed
+        affine map of x1 instead of following the linear extrapolation of a ReLU network,
+        whose shifts and log-scales grow without bound there and compound over layers into
+        log-densities orders of magnitude below the truth. Give c in the units the layer
+        sees (a few standard deviations of x0).
     """
 
     def __init__(self, hidden_units: Sequence[int] = (64, 64), activation: str | Callable = "relu",
                  shift_only: bool = False, output_units: int | None = None,
                  kernel_initializer: str | Callable = "glorot_uniform",
                  log_scale_bound: float | None = DEFAULT_LOG_SCALE_BOUND,
-                 context_size: int | None = None, **kwargs) -> None:
+                 context_size: int | None = None, input_bound: float | None = None,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.hidden_units = [int(u) for u in hidden_units]
         self.activation = keras.activations.get(activation)
@@ -55,6 +63,9 @@ class CouplingMLP(keras.layers.Layer):
             raise ValueError(f"log_scale_bound must be > 0 or None; got {log_scale_bound}.")
         self.log_scale_bound = None if log_scale_bound is None else float(log_scale_bound)
         self.context_size = None if context_size is None else int(context_size)
+        if input_bound is not None and not float(input_bound) > 0:
+            raise ValueError(f"input_bound must be a number > 0 or None; got {input_bound}.")
+        self.input_bound = None if input_bound is None else float(input_bound)
 
     def __call__(self, x, output_units=None, **kwargs):
         if output_units is not None:
@@ -89,6 +100,9 @@ class CouplingMLP(keras.layers.Layer):
     def call(self, x, conditional_input=None):
         context = check_context(self, conditional_input)
         h = x
+        if self.input_bound is not None:
+            c = self.input_bound
+            h = c * ops.tanh(h / c)
         for i, layer in enumerate([*self.hidden_layers, self.output_layer]):
             h = layer(h)
             if i == 0 and context is not None:  # broadcasts against x's batch shape
@@ -109,5 +123,6 @@ class CouplingMLP(keras.layers.Layer):
                       activation=keras.activations.serialize(self.activation),
                       shift_only=self.shift_only, output_units=self.output_units,
                       kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-                      log_scale_bound=self.log_scale_bound, context_size=self.context_size)
+                      log_scale_bound=self.log_scale_bound, context_size=self.context_size,
+                      input_bound=self.input_bound)
         return config

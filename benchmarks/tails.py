@@ -1,0 +1,443 @@
+"""Do the zoo's densities hold up off the training set? Every vector recipe trained as
+`tfp-flows train` trains it, on densities whose log-density is known exactly and which the
+zoo's data sets do not contain, then compared with the truth where the training data is
+thin: on a fresh sample of the true distribution and on a grid three times the data's range.
+
+    python benchmarks/tails.py                          # every 2-D recipe x every 2-D density
+    python benchmarks/tails.py --quick                  # 10 epochs on 4000 points
+    python benchmarks/tails.py --recipes maf,iaf,sos --densities ring8,swirl
+    python benchmarks/tails.py --high-dim               # + gmm8, gmm32 (maf, realnvp, spline, naf)
+    python benchmarks/tails.py --report                 # re-render docs/tails.md from the JSON
+
+Densities (exact log p): `ring8` eight well separated Gaussians on a circle; `swirl` a
+three-armed swirl (anisotropic Gaussian arms turned by an angle that grows with the radius:
+an area-preserving map, so log p is the arms' mixture density at the unswirled point);
+`student3` an anisotropic, correlated Student-t with 3 degrees of freedom (heavy tails);
+`gauss` an anisotropic correlated Gaussian; with --high-dim `gmm8` and `gmm32`, mixtures of
+five Gaussians with random means and covariances in 8 and 32 dimensions.
+
+Training: `tfp_flows.cli.main(["train", ...])` on the sample saved as a .npy file, so the
+recipe's defaults, the optimizer (Adam, global_clipnorm 5), the 80/10/10 split, and the
+best-validation checkpoint are the CLI's; `--epochs` / `--num-points` set the budget.
+
+Per recipe x density it records:
+  split_test_nll       NLL of the CLI's test split (what `train` reports);
+  fresh_nll (+ s.e.)   -mean log q over a fresh sample of p (never seen, same size as the data);
+  true_entropy         -mean log p over that sample (the best achievable NLL);
+  kl_pq (+ s.e.)       KL(p || q) = E_p[log p - log q], the fresh sample;
+  kl_qp (+ s.e.)       KL(q || p) = E_q[log q - log p], from the model's own samples;
+  min_log_ratio        min over the fresh sample of log q - log p (a cliff shows as a large
+                       negative number);
+  nonfinite_f32/f64    non-finite log q on a 201x201 grid over the data's bounding box grown
+                       3x about its centre (2-D densities), for the trained float32 model and
+                       for the same recipe built with dtype='float64' and loaded from the same
+                       weights file (float32 values widened: the float64 number isolates what
+                       float32 arithmetic adds);
+  grid_integral        integral of q over the square enclosing that box (401x401 midpoint rule,
+                       tfp_flows.testing.grid_integral), next to the truth's own mass there.
+Results: benchmarks/results/tails.json (rows merged by recipe x density), and the table in
+docs/tails.md. The targets the table marks: fresh NLL within max(0.05, 2 s.e.) of the split
+test NLL, min_log_ratio > -50, no non-finite log q on the grid in float32, grid integral
+1 +- 0.01 (where p's own mass on the square is 1 +- 0.01).
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from scipy.special import gammaln, logsumexp
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS_FILE = HERE / "results" / "tails.json"
+DOC = REPO / "docs" / "tails.md"
+HIGH_DIM_RECIPES = ("maf", "realnvp", "spline", "naf")
+
+
+# ------------------------------------------------------------------------------ densities
+class Density:
+    """A density with exact log p: sample(n, rng) -> [n, d]; log_prob(x [n, d]) -> [n]."""
+
+    def __init__(self, name, dim, sample, log_prob, text):
+        self.name, self.dim, self.sample, self.log_prob, self.text = (
+            name, dim, sample, log_prob, text)
+
+
+def _gauss_mixture(means, chols, weights):
+    """(sample, log_prob) of sum_k w_k N(mean_k, L_k L_k^T)."""
+    means, chols = np.asarray(means, float), np.asarray(chols, float)
+    weights = np.asarray(weights, float) / np.sum(weights)
+    d = means.shape[1]
+
+    def sample(n, rng):
+        k = rng.choice(len(weights), n, p=weights)
+        eps = rng.standard_normal((n, d))
+        return means[k] + np.einsum("nij,nj->ni", chols[k], eps)
+
+    def log_prob(x):
+        out = []
+        for m, chol, w in zip(means, chols, weights, strict=True):
+            u = np.linalg.solve(chol, (x - m).T).T
+            logdet = np.linalg.slogdet(chol)[1]  # chol: any square root of the covariance
+            out.append(np.log(w) - 0.5 * np.sum(u * u, 1) - logdet - 0.5 * d * np.log(2 * np.pi))
+        return logsumexp(np.stack(out, 1), axis=1)
+
+    return sample, log_prob
+
+
+def _rotation(angle):
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s], [s, c]])
+
+
+def ring8():
+    angles = np.arange(8) * np.pi / 4
+    means = 3.0 * np.stack([np.cos(angles), np.sin(angles)], 1)
+    chols = np.stack([0.25 * np.eye(2)] * 8)
+    return Density("ring8", 2, *_gauss_mixture(means, chols, np.ones(8)),
+                   "8 Gaussians, std 0.25, on a circle of radius 3")
+
+
+def swirl(turn=1.2):
+    # arms: anisotropic Gaussians at radius 1.6 (std 0.6 radial, 0.15 tangential), then the
+    # area-preserving swirl x -> R(turn |x|) x
+    angles = np.arange(3) * 2 * np.pi / 3
+    means = 1.6 * np.stack([np.cos(angles), np.sin(angles)], 1)
+    chols = np.stack([_rotation(a) @ np.diag([0.6, 0.15]) for a in angles])
+    sample0, log_prob0 = _gauss_mixture(means, chols, np.ones(3))
+
+    def turned(x, sign):
+        r = np.linalg.norm(x, axis=1)
+        c, s = np.cos(sign * turn * r), np.sin(sign * turn * r)
+        return np.stack([c * x[:, 0] - s * x[:, 1], s * x[:, 0] + c * x[:, 1]], 1)
+
+    return Density("swirl", 2, lambda n, rng: turned(sample0(n, rng), 1.0),
+                   lambda x: log_prob0(turned(x, -1.0)),
+                   "three-armed swirl: anisotropic arms turned by 1.2 |x| rad")
+
+
+def student3(dof=3.0):
+    scale = _rotation(np.pi / 6) @ np.diag([1.0, 0.3])  # x = L t, t ~ standard t_3
+    inv = np.linalg.inv(scale)
+    logdet = np.log(abs(np.linalg.det(scale)))
+
+    def sample(n, rng):
+        g = rng.standard_normal((n, 2))
+        w = rng.chisquare(dof, n) / dof
+        return (g / np.sqrt(w)[:, None]) @ scale.T
+
+    def log_prob(x):
+        u = x @ inv.T
+        q = np.sum(u * u, 1)
+        return (gammaln((dof + 2) / 2) - gammaln(dof / 2) - np.log(dof * np.pi) - logdet
+                - (dof + 2) / 2 * np.log1p(q / dof))
+
+    return Density("student3", 2, sample, log_prob,
+                   "Student-t, 3 dof, scales 1 and 0.3, rotated 30 deg (heavy tails)")
+
+
+def gauss():
+    chol = np.linalg.cholesky(np.array([[2.0, 1.9], [1.9, 2.0]]))
+    return Density("gauss", 2, *_gauss_mixture([[0.5, -1.0]], chol[None], [1.0]),
+                   "Gaussian, variances 2, correlation 0.95")
+
+
+def gmm(dim, components=5):
+    rng = np.random.default_rng(dim)
+    means = 2.0 * rng.standard_normal((components, dim))
+    chols = np.stack([np.tril(0.3 * rng.standard_normal((dim, dim)), -1)
+                      + np.diag(rng.uniform(0.3, 1.0, dim)) for _ in range(components)])
+    return Density(f"gmm{dim}", dim, *_gauss_mixture(means, chols, np.ones(components)),
+                   f"mixture of {components} Gaussians in {dim}-D, random means and "
+                   "covariances")
+
+
+DENSITIES_2D = {"ring8": ring8, "swirl": swirl, "student3": student3, "gauss": gauss}
+DENSITIES_HD = {"gmm8": lambda: gmm(8), "gmm32": lambda: gmm(32)}
+
+
+# ------------------------------------------------------------------------------ measuring
+def _mean_se(values):
+    values = np.asarray(values, np.float64)
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values)))
+
+
+def _batched(fn, x, batch=4096):
+    return np.concatenate([np.asarray(fn(x[i:i + batch]), np.float64)
+                           for i in range(0, len(x), batch)])
+
+
+def _grid(train, factor=3.0, num=201):
+    lo, hi = train.min(0), train.max(0)
+    centre, half = (lo + hi) / 2, factor * (hi - lo) / 2
+    axes = [np.linspace(c - h, c + h, num) for c, h in zip(centre, half, strict=True)]
+    gx, gy = np.meshgrid(*axes, indexing="ij")
+    return np.stack([gx.ravel(), gy.ravel()], 1), centre, half
+
+
+def _model64(config, path):
+    """The run's recipe built with dtype='float64' and loaded from its weights file."""
+    from tfp_flows import cli, models
+
+    options = {**cli._builder_options(config), "dtype": "float64"}
+    model = models.build(config["model"], 2, **options)
+    model.log_prob(np.zeros((1, 2)))
+    model.load_weights(path)
+    return model
+
+
+def measure(recipe, density, epochs, num_points, seed, workdir, options=()):
+    import tensorflow as tf
+
+    from tfp_flows import cli
+    from tfp_flows.testing import grid_integral
+
+    rng = np.random.default_rng(seed + 1)
+    data = density.sample(num_points, rng).astype(np.float32)
+    path = os.path.join(workdir, f"{density.name}.npy")
+    np.save(path, data)
+    run_dir = os.path.join(workdir, f"{recipe}-{density.name}")
+    argv = ["train", "--model", recipe, "--data", path, "--seed", str(seed), "--run-dir",
+            run_dir, "--no-export", "--verbose", "0"]
+    if epochs:
+        argv += ["--epochs", str(epochs)]
+    for option in options:
+        argv += ["--option", option]
+    figures, cli._figures = cli._figures, lambda *a, **k: []
+    start = time.perf_counter()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            status = cli.main(argv)
+    finally:
+        cli._figures = figures
+    train_seconds = time.perf_counter() - start
+    if status:
+        return {"error": f"train exited with status {status}"}
+    config, model, (train, _, test) = cli._restore(run_dir)
+    row = {"epochs": config["epochs"], "num_points": num_points,
+           "train_seconds": round(train_seconds, 1), "options": list(options),
+           "standardize": config.get("standardize", False)}
+    row["split_test_nll"] = float(-np.mean(_batched(model.log_prob, test)))
+
+    fresh = density.sample(num_points, rng)
+    log_p = density.log_prob(fresh)
+    log_q = _batched(model.log_prob, fresh.astype(np.float32))
+    row["true_entropy"], row["true_entropy_se"] = _mean_se(-log_p)
+    row["fresh_nll"], row["fresh_nll_se"] = _mean_se(-log_q)
+    row["fresh_nonfinite"] = int(np.sum(~np.isfinite(log_q)))
+    row["kl_pq"], row["kl_pq_se"] = _mean_se(log_p - log_q)
+    ratio = log_q - log_p
+    row["min_log_ratio"] = float(np.nanmin(ratio)) if np.isfinite(ratio).any() else None
+    row["points_below_50"] = int(np.sum(~(ratio > -50)))
+    worst = int(np.argmin(np.where(np.isnan(ratio), -np.inf, ratio)))
+    row["worst_point"] = {"x": [round(float(v), 4) for v in fresh[worst][:4]],
+                          "log_p": float(log_p[worst]), "log_q": float(log_q[worst])}
+    try:
+        samples = np.asarray(model.sample(min(num_points, 5000), seed=seed), np.float64)
+        kl_qp = _batched(model.log_prob, samples.astype(np.float32)) - density.log_prob(samples)
+        row["kl_qp"], row["kl_qp_se"] = _mean_se(kl_qp)
+    except Exception as error:  # a row that says why, not a crash
+        row["kl_qp_error"] = f"{type(error).__name__}: {str(error)[:200]}"
+    if density.dim == 2:
+        points, centre, half = _grid(data)
+        lq32 = _batched(model.log_prob, points.astype(np.float32))
+        row["nonfinite_f32"] = int(np.sum(~np.isfinite(lq32)))
+        row["grid_min_log_ratio_f32"] = float(np.nanmin(
+            np.where(np.isfinite(lq32), lq32 - density.log_prob(points), np.nan)))
+        try:
+            model64 = _model64(config, os.path.join(run_dir, "best.weights.h5"))
+            lq64 = _batched(model64.log_prob, points)
+            row["nonfinite_f64"] = int(np.sum(~np.isfinite(lq64)))
+        except Exception as error:
+            row["f64_error"] = f"{type(error).__name__}: {str(error)[:200]}"
+        side = float(np.max(half))
+        low, high = float(np.min(centre) - side), float(np.max(centre) + side)
+        row["grid_box"] = [low, high]
+        row["grid_integral"] = grid_integral(model.log_prob, low=low, high=high)
+        row["true_grid_mass"] = grid_integral(
+            lambda x: density.log_prob(np.asarray(x, np.float64)), low=low, high=high,
+            dtype=tf.float64)
+    return row
+
+
+# ------------------------------------------------------------------------------ report
+def _fmt(value, digits=2):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if not np.isfinite(value):
+            return str(value)
+        return f"{value:.{digits}f}" if abs(value) < 1e5 else f"{value:.2e}"
+    return str(value)
+
+
+def _verdict(row):
+    """Targets missed, as short words."""
+    missed = []
+    gap = abs(row["fresh_nll"] - row["split_test_nll"]) if np.isfinite(row["fresh_nll"]) else 1e9
+    if gap > max(0.05, 2 * row["fresh_nll_se"]):
+        missed.append("gap")
+    if row.get("points_below_50", 0):
+        missed.append("cliff")
+    if row.get("nonfinite_f32"):
+        missed.append("nan")
+    if abs(row.get("true_grid_mass", 1.0) - 1) <= 0.01 and "grid_integral" in row and not (
+            abs(row["grid_integral"] - 1) <= 0.01):
+        missed.append("mass")
+    return ", ".join(missed) or "ok"
+
+
+def render(results, before=None):
+    lines = ["# Densities off the training set", "",
+             "<!-- generated by benchmarks/tails.py from benchmarks/results/tails.json -->", "",
+             "Each zoo recipe trained as `tfp-flows train` trains it (its defaults; the budget "
+             "below) on densities with exact log-densities, then compared with the truth on a "
+             "fresh sample of the true distribution and on a grid three times the data's range. "
+             "Columns: the CLI's split test NLL; NLL of a fresh sample (± s.e.) and the true "
+             "entropy; KL(p‖q) and KL(q‖p) in nats (± s.e.); the smallest log q − log p over "
+             "the fresh sample; non-finite log q on a 201×201 grid over 3× the data's box in "
+             "float32 / float64 (the same weights in a float64 build); the grid integral of q "
+             "over that square (the truth's own mass there in brackets). *Missed*: `gap` fresh "
+             "NLL more than max(0.05, 2 s.e.) from the split NLL, `cliff` some fresh point "
+             "over 50 nats below its true log-density, `nan` non-finite log q in float32, "
+             "`mass` integral off 1 by more than 0.01 where the truth's mass is 1 ± 0.01.", ""]
+    meta = results.get("meta", {})
+    if meta:
+        lines += [f"Measured {meta.get('date', '?')}: `{meta.get('command', '')}`.", ""]
+    densities = results.get("densities", {})
+    for name, text in densities.items():
+        rows = {k: v for k, v in results["rows"].items() if k.endswith(f"/{name}")}
+        if not rows:
+            continue
+        lines += [f"## {name}: {text}", "",
+                  "| recipe | epochs | split NLL | fresh NLL | entropy | KL(p‖q) | KL(q‖p) | "
+                  "min log q/p | grid min log q/p | non-finite f32 / f64 | ∫q (p) | missed |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for key, row in sorted(rows.items()):
+            recipe = key.split("/")[0]
+            if "error" in row:
+                lines.append(f"| {recipe} | | {row['error']} | | | | | | | | | |")
+                continue
+            kl_qp = (f"{_fmt(row['kl_qp'])} ± {_fmt(row['kl_qp_se'])}" if "kl_qp" in row
+                     else "n/a")
+            f64 = _fmt(row.get("nonfinite_f64")) if "f64_error" not in row else "n/a"
+            integral = (f"{_fmt(row['grid_integral'], 3)} ({_fmt(row['true_grid_mass'], 3)})"
+                        if "grid_integral" in row else "-")
+            nonfinite = (f"{_fmt(row.get('nonfinite_f32'))} / {f64}"
+                         if "nonfinite_f32" in row else "-")
+            lines.append(
+                f"| {recipe} | {row['epochs']} | {_fmt(row['split_test_nll'])} | "
+                f"{_fmt(row['fresh_nll'])} ± {_fmt(row['fresh_nll_se'])} | "
+                f"{_fmt(row['true_entropy'])} | {_fmt(row['kl_pq'])} ± {_fmt(row['kl_pq_se'])} | "
+                f"{kl_qp} | {_fmt(row['min_log_ratio'], 1)} | "
+                f"{_fmt(row.get('grid_min_log_ratio_f32'), 1)} | {nonfinite} | {integral} | "
+                f"{_verdict(row)} |")
+        lines.append("")
+    if before:
+        lines += _before_after(results, before)
+    return "\n".join(lines)
+
+
+def _before_after(results, before):
+    """Rows measured both with the library's previous defaults (`before`) and now."""
+    keys = sorted(set(results["rows"]) & set(before["rows"]))
+    keys = [k for k in keys if "error" not in results["rows"][k]
+            and "error" not in before["rows"][k]]
+    if not keys:
+        return []
+    lines = ["## Before and after the tail cures", "",
+             f"Before: `{before.get('meta', {}).get('command', '')}` with the previous "
+             "defaults (no data standardisation; MADE log-scale bound 6 per layer and no input "
+             "bound; SOS polynomials on all of R; RealNVP couplings with a log-scale bound of 6 "
+             "and, like NICE's, no input bound). After: the current defaults, same budget "
+             "and data. Each cell: before → after.", "",
+             "| recipe / density | split NLL | fresh NLL | min log q/p (fresh) | "
+             "grid min log q/p | non-finite f32 |", "|---|---|---|---|---|---|"]
+    for key in keys:
+        b, a = before["rows"][key], results["rows"][key]
+        cells = [f"{_fmt(b.get(f), d)} → {_fmt(a.get(f), d)}" for f, d in (
+            ("split_test_nll", 3), ("fresh_nll", 3), ("min_log_ratio", 1),
+            ("grid_min_log_ratio_f32", 1), ("nonfinite_f32", 0))]
+        lines.append(f"| {key} | " + " | ".join(cells) + (" ¹" if "note" in b else "") + " |")
+    notes = sorted({before["rows"][k]["note"] for k in keys if "note" in before["rows"][k]})
+    return lines + [""] + [f"¹ {note}." for note in notes] + [""]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--recipes", default=None,
+                        help="comma-separated recipes (default: every vector recipe)")
+    parser.add_argument("--densities", default=None,
+                        help=f"comma-separated, from {', '.join(DENSITIES_2D | DENSITIES_HD)}")
+    parser.add_argument("--high-dim", action="store_true",
+                        help=f"add gmm8 and gmm32 (recipes {', '.join(HIGH_DIM_RECIPES)})")
+    parser.add_argument("--quick", action="store_true", help="10 epochs on 4000 points")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="default: the recipe's own (40 for most)")
+    parser.add_argument("--num-points", type=int, default=None, help="default: 10000")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                        help="passed on to `tfp-flows train` (a builder option; repeatable)")
+    parser.add_argument("--report", action="store_true", help="only re-render docs/tails.md")
+    parser.add_argument("--results", type=Path, default=RESULTS_FILE,
+                        help="JSON file to merge the rows into (default: results/tails.json)")
+    parser.add_argument("--no-doc", action="store_true", help="do not render docs/tails.md")
+    args = parser.parse_args(argv)
+    results_file = args.results
+
+    results = json.loads(results_file.read_text()) if results_file.exists() else {"rows": {}}
+    if not args.report:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from tfp_flows import models
+
+        epochs = args.epochs or (10 if args.quick else None)
+        num_points = args.num_points or (4000 if args.quick else 10000)
+        makers = {**DENSITIES_2D, **(DENSITIES_HD if args.high_dim else {})}
+        if args.densities:
+            makers = {n: {**DENSITIES_2D, **DENSITIES_HD}[n] for n in args.densities.split(",")}
+        recipes = (args.recipes.split(",") if args.recipes else
+                   [n for n in models.RECIPES if n not in models.IMAGE_RECIPES])
+        results.setdefault("densities", {})
+        results["meta"] = {"date": datetime.now(UTC).strftime("%Y-%m-%d"),
+                           "command": "python benchmarks/tails.py " + " ".join(
+                               argv if argv is not None else sys.argv[1:])}
+        with tempfile.TemporaryDirectory() as workdir:
+            for dname, make in makers.items():
+                density = make()
+                results["densities"][dname] = density.text
+                for recipe in recipes:
+                    if density.dim > 2 and not args.recipes and recipe not in HIGH_DIM_RECIPES:
+                        continue
+                    if density.dim != 2 and recipe == "cdf2d":
+                        continue
+                    try:
+                        row = measure(recipe, density, epochs, num_points, args.seed, workdir,
+                                      args.option)
+                    except Exception as error:
+                        row = {"error": f"{type(error).__name__}: {str(error)[:200]}"}
+                    results["rows"][f"{recipe}/{dname}"] = row
+                    print(f"{recipe:10s} {dname:9s} " + (row.get("error") or (
+                        f"split {row['split_test_nll']:.3f} fresh {row['fresh_nll']:.3f} "
+                        f"(entropy {row['true_entropy']:.3f}) min log q/p "
+                        f"{_fmt(row['min_log_ratio'], 1)} nonfinite f32 "
+                        f"{row.get('nonfinite_f32', '-')} f64 {row.get('nonfinite_f64', '-')} "
+                        f"integral {_fmt(row.get('grid_integral'), 4)} [{_verdict(row)}] "
+                        f"{row['train_seconds']:.0f}s")), flush=True)
+                    results_file.write_text(json.dumps(results, indent=1, sort_keys=True))
+    if not args.no_doc:
+        before_file = HERE / "results" / "tails_main.json"
+        before = json.loads(before_file.read_text()) if before_file.exists() else None
+        DOC.write_text(render(results, before))
+        print(f"wrote {DOC.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()
