@@ -112,6 +112,19 @@ def test_non_finite_step_stops_fit_and_keeps_the_weights(moons):
         np.testing.assert_array_equal(got.numpy(), want)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::UserWarning")
+def test_an_update_that_overflows_the_weights_is_undone(moons):
+    # Finite loss and gradients (data ~1e4), but SGD at rate 1e38 sends the weights to inf:
+    # the step is undone and reported as a non-finite loss.
+    _, model = _flow_matching()
+    start = [w.numpy().copy() for w in model.weights]
+    model.compile(optimizer=keras.optimizers.SGD(1e38), jit_compile=True)
+    with pytest.warns(NonFiniteLossWarning, match="epoch 1, batch 1"):
+        model.fit(moons[0][:512] * 1e4, epochs=2, batch_size=512, verbose=0)
+    for got, want in zip(model.weights, start, strict=True):
+        np.testing.assert_array_equal(got.numpy(), want)
+
+
 def test_mistakes_get_one_clear_line():
     maf = models.build_maf(2, num_layers=1, hidden_units=(4,))
     with pytest.raises(ValueError, match="one FFJORD block"):

@@ -97,3 +97,13 @@ def test_image_grid_has_gaps_between_images():
     assert len(fig.axes) == 3
     shown = fig.axes[0].get_images()[0].get_array()
     assert shown.shape == (2 * 8 + 1, 10 * 8 + 9)
+
+
+def test_equal_aspect_only_when_the_coordinates_have_comparable_ranges():
+    """A price (~1e4 wide) against a rate (~0.02 wide) would collapse to a line at equal
+    aspect: such panels stretch each axis to its data instead."""
+    from tfp_flows.plotting import _aspect
+
+    assert _aspect([-3.0, -2.0], [3.0, 2.5]) == "equal"
+    assert _aspect([46000.0, -3.01], [56000.0, -2.985]) == "auto"
+    assert _aspect([0.0, 0.0], [1.0, 0.0]) == "auto"

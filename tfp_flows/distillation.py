@@ -97,9 +97,9 @@ class DistilledFlow(keras.Model):
         variables = self.student.trainable_variables
         with tf.GradientTape() as tape:
             kl = tf.reduce_mean(self.reverse_kl(self.batch_size))
-        grads = tape.gradient(kl, variables)
-        self.optimizer.apply_gradients(zip(grads, variables, strict=True))
-        self._kl_tracker.update_state(kl)
+        kept = self.student._apply_or_undo(tape.gradient(kl, variables), variables,
+                                           tf.math.is_finite(kl), self.optimizer)
+        self._kl_tracker.update_state(tf.where(kept, kl, tf.constant(float("nan"), kl.dtype)))
         return {"loss": self._kl_tracker.result(), "kl": self._kl_tracker.result()}
 
     def test_step(self, data):

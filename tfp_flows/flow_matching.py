@@ -99,8 +99,9 @@ class FlowMatching(FlowModel):
     dimension between v_theta(t, x_t) and x1 - (1 - sigma_min) x0; see the module
     docstring), not a likelihood; `evaluate()` and `validation_data` report the negative
     log-likelihood (`loss` = `nll`) through the continuous change of variables, as for any
-    FlowModel (so `val_loss` is the validation NLL). A non-finite step is skipped and fit()
-    stops with a warning, as in FlowModel. The network is shared with the FFJORD bijector:
+    FlowModel (so `val_loss` is the validation NLL). A step with a non-finite loss, or whose
+    update would make a weight non-finite, is undone and fit() stops with a warning, as in
+    FlowModel. The network is shared with the FFJORD bijector:
     the FlowModel the distribution came from sees the trained weights. Training runs on one
     device (tf.distribute strategies are not supported by this train step).
 
@@ -182,20 +183,8 @@ class FlowMatching(FlowModel):
         variables = self.trainable_variables
         with tf.GradientTape() as tape:
             loss = self.flow_matching_loss(x0, x1, t)
-        grads = tape.gradient(loss, variables)
-        grads = [tf.zeros_like(v) if g is None else g
-                 for g, v in zip(grads, variables, strict=True)]
-        finite = tf.reduce_all([tf.math.is_finite(loss)]
-                               + [tf.reduce_all(tf.math.is_finite(g)) for g in grads])
-
-        def apply():
-            self.optimizer.apply_gradients(zip(grads, variables, strict=True))
-            return tf.constant(True)
-
-        def skip():
-            return tf.constant(False)
-
-        tf.cond(finite, apply, skip)
+        finite = self._apply_or_undo(tape.gradient(loss, variables), variables,
+                                     tf.math.is_finite(loss))
         self._loss_tracker.update_state(tf.where(finite, loss, tf.constant(np.nan, loss.dtype)))
         return {"loss": self._loss_tracker.result()}
 

@@ -722,23 +722,30 @@ class FlowModel(keras.Model):
         if regularization is not None:
             ok &= tf.math.is_finite(regularization)
         if variables:
-            grads = tape.gradient(objective, variables)
-            grads = [tf.zeros_like(v) if g is None else g
-                     for g, v in zip(grads, variables, strict=True)]
-            ok = self._apply_or_undo(grads, variables, ok)
+            ok = self._apply_or_undo(tape.gradient(objective, variables), variables, ok)
         return self._update_trackers(total_all, count_all, regularization, ok,
                                      log_prob, sample_weight)
 
-    def _apply_or_undo(self, grads, variables, ok):
-        """Apply the update; undo it (weights and optimizer state) unless `ok` and every
-        weight is finite after it. Returns whether it was kept. In-graph, no host sync:
-        a snapshot, the update, one finiteness check, then the undo: a tf.cond that writes
-        only on a rejected step without a strategy; under a strategy (whose optimizer
-        merge_call cannot sit in a tf.cond) a select and write per variable, every step."""
+    def _apply_or_undo(self, grads, variables, ok, optimizer=None):
+        """The one guarded update of every trainer built on a flow (this model's fit,
+        `FlowMatching`, `VariationalFit`, `DistilledFlow`).
+
+        Applies `grads` (None: zeros) to `variables` with `optimizer` (default: this
+        model's), re-applies the tf_keras constraints of this flow's TFP-held variables, and
+        undoes the update (weights and optimizer state) unless `ok` (the caller's loss was
+        finite; it must agree across replicas) and every weight is finite after it. Returns
+        whether it was kept: report the loss as NaN where not, so that the logs and
+        `StopOnNonFiniteLoss` see the rejected step. In-graph, no host sync: a snapshot, the
+        update, one finiteness check, then the undo: a tf.cond that writes only on a
+        rejected step without a strategy; under a strategy (whose optimizer merge_call
+        cannot sit in a tf.cond) a select and write per variable, every step."""
+        optimizer = self.optimizer if optimizer is None else optimizer
+        grads = [tf.zeros_like(v) if g is None else g
+                 for g, v in zip(grads, variables, strict=True)]
         state = [underlying_tf_variable(v)
-                 for v in list(variables) + list(self.optimizer.variables)]
+                 for v in list(variables) + list(optimizer.variables)]
         saved = [v.read_value() for v in state]
-        self.optimizer.apply_gradients(zip(grads, variables, strict=True))
+        optimizer.apply_gradients(zip(grads, variables, strict=True))
         for v in self._tf_variables:  # a Keras 3 optimizer may skip tf_keras constraints
             if v.trainable and not self._is_frozen(v) \
                     and getattr(v, "constraint", None) is not None:

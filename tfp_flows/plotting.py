@@ -33,12 +33,22 @@ def _axes(n, ax, figsize):
     return axes[0].figure, axes
 
 
+def _aspect(lo, hi, max_ratio=5.0):
+    """"equal" when the two axes' ranges are within `max_ratio` of each other, else "auto":
+    data in units of very different sizes (a price and a rate) would collapse to a line."""
+    spans = np.abs(np.asarray(hi, float) - np.asarray(lo, float))
+    if spans.min() <= 0 or spans.max() / spans.min() > max_ratio:
+        return "auto"
+    return "equal"
+
+
 def plot_density_2d(model, data, path=None, *, num_samples=2000, seed=1, grid=200, title=None,
                     ax=None):
     """Three panels for a 2-D flow: data, samples, and the learned density with a colour bar.
 
     All panels share limits (the data's 0.5-99.5 percentiles plus a margin) and an equal
-    aspect, so shapes are not distorted. `ax`: three axes to draw into.
+    aspect, so shapes are not distorted, unless the two coordinates' ranges differ by more
+    than a factor 5 (then each axis is stretched to its data). `ax`: three axes to draw into.
     """
     data = np.asarray(data)
     samples = np.asarray(model.sample(num_samples, seed=seed))
@@ -56,14 +66,15 @@ def plot_density_2d(model, data, path=None, *, num_samples=2000, seed=1, grid=20
     axes[0].set_title("data")
     axes[1].scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.5, color="tab:orange")
     axes[1].set_title("samples from the flow")
+    aspect = _aspect(lo, hi)
     image = axes[2].imshow(density, origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]),
-                           cmap="viridis")
+                           cmap="viridis", aspect=aspect)
     axes[2].set_title("learned density")
     fig.colorbar(image, ax=axes[2], label="p(x)", shrink=0.9)
     for a in axes:
         a.set_xlim(lo[0], hi[0])
         a.set_ylim(lo[1], hi[1])
-        a.set_aspect("equal")
+        a.set_aspect(aspect)
     return _finish(fig, path, title)
 
 
@@ -235,14 +246,14 @@ def plot_posterior_2d(model, context, path=None, *, reference=None, num_samples=
     for ax, (label, points_shown) in zip(axes[0], panels, strict=True):
         if ax is axes[0][0]:
             image = ax.imshow(density, origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]),
-                              cmap="viridis")
+                              cmap="viridis", aspect=_aspect(lo, hi))
             fig.colorbar(image, ax=ax, label="flow density", shrink=0.9)
         ax.scatter(points_shown[:, 0], points_shown[:, 1], s=2, alpha=0.4, color="tab:orange")
         if truth is not None:
             ax.contour(gx, gy, truth, levels=4, colors="crimson", linewidths=1.0)
         ax.set_xlim(lo[0], hi[0])
         ax.set_ylim(lo[1], hi[1])
-        ax.set_aspect("equal")
+        ax.set_aspect(_aspect(lo, hi))
         ax.set_title(label)
     context_text = ", ".join(f"{v:.2f}" for v in context[0])
     return _finish(fig, path, title or f"p(x | context = [{context_text}])")
