@@ -88,10 +88,14 @@ class Residual(tfb.Bijector):
       event_size: d (default: `g.event_size`).
       log_det: 'auto', 'exact' or 'estimator'.
       exact_log_det_max_size: largest d for which 'auto' picks 'exact'.
-      n_exact_terms, roulette_stop_probability, max_series_terms, hutchinson
-        ('gaussian' or 'rademacher'), estimator_seed: the estimator's settings.
-      inverse_tolerance, max_inverse_iterations, on_nonconvergence ('warn', 'raise' or
-        'ignore'): the fixed-point inverse.
+      n_exact_terms: the estimator's terms always computed (before the roulette).
+      roulette_stop_probability: the estimator's stop probability per further term, in (0, 1).
+      max_series_terms: cap on the estimator's terms.
+      hutchinson: the estimator's probe vectors, 'gaussian' or 'rademacher'.
+      estimator_seed: seed of the estimator's probes and roulette.
+      inverse_tolerance: the fixed-point inverse's tolerance (default: dtype-dependent).
+      max_inverse_iterations: cap on the fixed-point inverse's iterations.
+      on_nonconvergence: what an unconverged inverse does: 'warn', 'raise' or 'ignore'.
       validate_args: also assert convergence of the inverse in graph mode.
       name: name scope.
 
