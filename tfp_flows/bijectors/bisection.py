@@ -1,5 +1,5 @@
-"""Bisection for strictly increasing scalar maps, shared by the numerical inverses of `BNAF`
-and `UMNN`.
+"""Bisection for strictly increasing scalar maps, shared by the numerical inverses of `BNAF`,
+`UMNN`, `Bernstein` and the mixture CDFs (`mixture_cdf_math.solve_logit_cdf`).
 
 `bisect_increasing(fn, target, lo, hi, num_iterations)` returns, elementwise, the midpoint of
 the bracket [lo, hi] after `num_iterations` halvings that keep fn(lo) < target <= fn(hi)

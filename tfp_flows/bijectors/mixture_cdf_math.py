@@ -20,9 +20,10 @@ x_hi = max_k (mu_k + s_k u) (at x_lo every component has C(z_k) <= sigmoid(u), s
 F(x_lo) <= sigmoid(u); likewise at x_hi); for Gaussians, since Phi(t) >= sigmoid(t) for
 t >= 0 (and <= for t <= 0), the component quantiles lie between mu_k and mu_k + s_k u, so
 x_lo = min_k (mu_k + s_k min(u, 0)), x_hi = max_k (mu_k + s_k max(u, 0)). A fixed number N of
-halvings (a `tf.while_loop`, so it runs under XLA with static shapes and no host syncs)
-leaves a bracket of width W 2^-N, W the initial width; the midpoint is returned, so the
-error in x is at most W 2^-(N+1) or the floating-point resolution at x, whichever is larger.
+halvings (`bisection.bisect_increasing`, a `tf.while_loop`, so it runs under XLA with static
+shapes and no host syncs) leaves a bracket of width W 2^-N, W the initial width; the midpoint
+is returned, so the error in x is at most W 2^-(N+1) or the floating-point resolution at x,
+whichever is larger.
 Defaults: N = 60 in float32 and 100 in float64 (`default_bisection_iterations`), which
 reach the resolution for any W up to 2^36 |x| (float32) / 2^47 |x| (float64).
 
@@ -36,6 +37,8 @@ import math
 import numpy as np
 import tensorflow as tf
 from tensorflow_probability.python.internal import special_math
+
+from tfp_flows.bijectors.bisection import bisect_increasing, default_iterations
 
 MIXTURE_KINDS = ("logistic", "gaussian")
 
@@ -63,9 +66,8 @@ def check_num_components(name, tensors):
                          f"[..., K]; got a scalar.")
 
 
-def default_bisection_iterations(dtype):
-    """Bisection steps used by default: 60 for float32 (and narrower), 100 for float64."""
-    return 100 if tf.as_dtype(dtype) == tf.float64 else 60
+# Bisection steps used by default: 60 for float32 (and narrower), 100 for float64.
+default_bisection_iterations = default_iterations
 
 
 def mixture_log_cdf_sf_pdf(x, logits, locs, log_scales, kind="logistic"):
@@ -112,21 +114,17 @@ def logit_cdf_bracket(u, locs, log_scales, kind="logistic"):
 
 @tf.function(autograph=False, reduce_retracing=True)
 def _bisect(u, logits, locs, log_scales, kind, num_iterations):
-    """The bisection loop, a tf.function so that eager calls do not run it op by op (inside
-    a graph or under XLA it is inlined)."""
+    """`bisection.bisect_increasing` on logit F in its bracket, a tf.function so that eager
+    calls do not run it op by op (inside a graph or under XLA it is inlined)."""
     lo, hi = logit_cdf_bracket(u, locs, log_scales, kind)
     shape = tf.broadcast_dynamic_shape(tf.shape(lo), tf.shape(u))
     lo, hi = tf.broadcast_to(lo, shape), tf.broadcast_to(hi, shape)
 
-    def body(i, lo, hi):
-        mid = lo + 0.5 * (hi - lo)
-        log_cdf, log_sf, _ = mixture_log_cdf_sf_pdf(mid, logits, locs, log_scales, kind)
-        below = log_cdf - log_sf < u
-        return i + 1, tf.where(below, mid, lo), tf.where(below, hi, mid)
+    def logit_cdf(x):
+        log_cdf, log_sf, _ = mixture_log_cdf_sf_pdf(x, logits, locs, log_scales, kind)
+        return log_cdf - log_sf
 
-    _, lo, hi = tf.while_loop(lambda i, lo, hi: i < num_iterations, body,
-                              (tf.constant(0), lo, hi), maximum_iterations=num_iterations)
-    return lo + 0.5 * (hi - lo)
+    return bisect_increasing(logit_cdf, u, lo, hi, num_iterations)
 
 
 def solve_logit_cdf(u, logits, locs, log_scales, kind="logistic", num_iterations=None):
