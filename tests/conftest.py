@@ -77,8 +77,10 @@ HEAVY = {
     "tests/bijectors/test_batch_norm.py::"
     "test_batchnorm_recipe_trains_under_xla_and_stays_normalised",
     "tests/models/test_circular.py::test_circular_flow_is_normalised_periodic_and_trains",
-    "tests/models/test_bnaf_recipe.py::test_bnaf_trains_on_two_moons_stays_normalised_and_inverts",
-    "tests/models/test_umnn_recipe.py::test_umnn_trains_on_two_moons_stays_normalised_and_inverts",
+    "tests/models/test_bnaf_umnn_recipes.py::"
+    "test_trains_on_two_moons_stays_normalised_and_inverts[bnaf]",
+    "tests/models/test_bnaf_umnn_recipes.py::"
+    "test_trains_on_two_moons_stays_normalised_and_inverts[umnn]",
     # Documentation pages whose examples train long (FFJORD tracing, image flows, VAEs, the
     # distillation recipe as measured); every other page runs in the default suite.
     *(f"tests/test_docs_examples.py::test_page_examples_run_as_written[docs/{page}.md]"
