@@ -13,8 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import tensorflow_probability as tfp
-from tfp_flows.models.building_blocks import flow_model
-from tfp_flows.models.building_blocks import permutation as permutation_layer
+from tfp_flows.models.building_blocks import interleaved_flow_model
 from tfp_flows.models.realnvp import coupling_layers
 from tfp_flows.models.recipe import Recipe
 
@@ -39,16 +38,14 @@ def build_batchnorm(event_size: int, *, num_layers: int = 6, hidden_units: Seque
     """
     couplings = coupling_layers(event_size, num_layers, hidden_units, activation, dtype, seed,
                                 shift_only=False, prefix="bn_coupling")
-    chain = []
-    for i, coupling in enumerate(couplings):
-        if i:
-            chain.append(BatchNorm.trainable(event_size, dtype=dtype, momentum=momentum,
-                                             name=f"batch_norm_{i}"))
-            perm = permutation_layer(event_size, permutation, i, seed)
-            if perm is not None:
-                chain.append(perm)
-        chain.append(coupling)
-    return flow_model(event_size, chain, dtype, name, standardize=standardize, bounds=bounds)
+
+    def batch_norm(i):
+        return [BatchNorm.trainable(event_size, dtype=dtype, momentum=momentum,
+                                    name=f"batch_norm_{i}")]
+
+    return interleaved_flow_model(event_size, couplings, dtype, name, permutation=permutation,
+                                  seed=seed, between=batch_norm, standardize=standardize,
+                                  bounds=bounds)
 
 
 RECIPES = {

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import tensorflow_probability as tfp
-from tfp_flows.models.building_blocks import flow_model, interleave
+from tfp_flows.models.building_blocks import interleaved_flow_model
 from tfp_flows.models.recipe import Recipe
 
 from tfp_flows.bijectors import BNAF
@@ -40,8 +40,8 @@ def build_bnaf(event_size: int, *, num_layers: int = 2, hidden_factor: int = 8,
                                         num_hidden_layers=num_hidden_layers,
                                         name=f"bnaf_{i}"))
               for i in range(num_layers)]
-    return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name,
-                      standardize=standardize, bounds=bounds)
+    return interleaved_flow_model(event_size, layers, dtype, name, permutation=permutation,
+                                  seed=seed, standardize=standardize, bounds=bounds)
 
 
 RECIPES = {

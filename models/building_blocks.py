@@ -35,11 +35,17 @@ def permutation(event_size, kind, layer_index, seed=None):
     return tfb.Permute(permutation=order.tolist(), name=f"permute_{layer_index}")
 
 
-def interleave(layers, event_size, kind, seed=None):
-    """layers with a permutation between consecutive ones, as a list for tfb.Chain."""
+def interleave(layers, event_size, kind, seed=None, between=None):
+    """layers with a permutation between consecutive ones, as a list for tfb.Chain.
+
+    between: None, or a callable i -> list of bijectors put before layer i >= 1, ahead of
+    that place's permutation (e.g. a normalisation or a learnt rotation), called in order.
+    """
     out = []
     for i, layer in enumerate(layers):
         if i:
+            if between is not None:
+                out.extend(between(i))
             perm = permutation(event_size, kind, i, seed)
             if perm is not None:
                 out.append(perm)
@@ -88,6 +94,14 @@ def flow_model(event_size, bijectors, dtype, name, context_size=None, *, standar
                                                     name="context_standardize")
     return FlowModel(dist, context_shape=context_shape, name=name,
                      context_standardizer=context_standardizer)
+
+
+def interleaved_flow_model(event_size, layers, dtype, name, *, permutation, seed,
+                           between=None, standardize=True, bounds=None):
+    """`flow_model` of `layers` with `interleave`'s permutations (and `between(i)`) between
+    consecutive ones: the assembly of the stacked recipes."""
+    return flow_model(event_size, interleave(layers, event_size, permutation, seed, between),
+                      dtype, name, standardize=standardize, bounds=bounds)
 
 
 def trainable_stack(bijector_class, event_size, num_layers, seed, dtype, prefix,

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import tensorflow_probability as tfp
-from tfp_flows.models.building_blocks import flow_model
+from tfp_flows.models.building_blocks import interleaved_flow_model
 from tfp_flows.models.maf import LOG_SCALE_BOUND, input_bound_for, maf_layers
 from tfp_flows.models.recipe import Recipe
 
@@ -40,14 +40,15 @@ def build_householder(event_size: int, *, num_layers: int = 5,
     """
     layers = maf_layers(event_size, num_layers, hidden_units, activation, dtype, seed, None,
                         log_scale_bound, input_bound_for(input_bound, standardize))
-    chain = []
-    for i, layer in enumerate(layers):
-        if i and event_size > 1:
-            chain.append(Householder.trainable(event_size, seed=(seed or 0) * 1000 + i,
-                                               dtype=dtype, num_reflections=num_reflections,
-                                               name=f"householder_{i}"))
-        chain.append(layer)
-    return flow_model(event_size, chain, dtype, name, standardize=standardize, bounds=bounds)
+
+    def reflections(i):
+        if event_size == 1:
+            return []
+        return [Householder.trainable(event_size, seed=(seed or 0) * 1000 + i, dtype=dtype,
+                                      num_reflections=num_reflections, name=f"householder_{i}")]
+
+    return interleaved_flow_model(event_size, layers, dtype, name, permutation=None, seed=seed,
+                                  between=reflections, standardize=standardize, bounds=bounds)
 
 
 RECIPES = {

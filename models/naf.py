@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import tensorflow_probability as tfp
-from tfp_flows.models.building_blocks import flow_model, interleave, kernel_initializer
+from tfp_flows.models.building_blocks import interleaved_flow_model, kernel_initializer
 from tfp_flows.models.recipe import Recipe
 
 from tfp_flows import nets
@@ -76,8 +76,8 @@ def build_naf(event_size: int, *, num_layers: int = 2, hidden_units: Sequence[in
     """
     layers = naf_layers(event_size, num_layers, hidden_units, hidden_size, activation, dtype,
                         seed)
-    return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name,
-                      standardize=standardize, bounds=bounds)
+    return interleaved_flow_model(event_size, layers, dtype, name, permutation=permutation,
+                                  seed=seed, standardize=standardize, bounds=bounds)
 
 
 RECIPES = {
