@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import tensorflow_probability as tfp
 from tfp_flows.models.building_blocks import interleaved_flow_model
+from tfp_flows.models.maf import LOG_SCALE_BOUND, input_bound_for
 from tfp_flows.models.realnvp import coupling_layers
 from tfp_flows.models.recipe import Recipe
 
@@ -30,14 +31,21 @@ def build_batchnorm(event_size: int, *, num_layers: int = 6, hidden_units: Seque
                     activation: str | Callable = "relu", permutation: str | None = "reverse",
                     momentum: float = 0.9, dtype: DTypeLike = "float32", seed: Seed = None,
                     name: str = "batchnorm", standardize: bool = True,
-                    bounds: BoundsLike = None) -> FlowModel:
+                    bounds: BoundsLike = None, log_scale_bound: float | None = LOG_SCALE_BOUND,
+                    input_bound: float | str | None = "auto") -> FlowModel:
     """A `FlowModel`: `num_layers` affine couplings, with a `BatchNorm` (moving averages with
     `momentum`) and a permutation between consecutive ones.
 
     standardize, bounds: the data end (`building_blocks.flow_model`).
+    log_scale_bound, input_bound: the couplings' clamps, as in `build_realnvp` (2 per
+    coupling; input_bound 'auto' 4 standard deviations with standardize, None without).
+    Without them (log-scale bound 6, no input clamp) a trained flow put a point between the
+    modes of benchmarks/tails.py's ring of Gaussians 7.9e3 nats below the truth.
     """
     couplings = coupling_layers(event_size, num_layers, hidden_units, activation, dtype, seed,
-                                shift_only=False, prefix="bn_coupling")
+                                shift_only=False, prefix="bn_coupling",
+                                input_bound=input_bound_for(input_bound, standardize),
+                                log_scale_bound=log_scale_bound)
 
     def batch_norm(i):
         return [BatchNorm.trainable(event_size, dtype=dtype, momentum=momentum,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import tensorflow_probability as tfp
 from tfp_flows.models.building_blocks import flow_model, interleave
-from tfp_flows.models.maf import LOG_SCALE_BOUND, input_bound_for, maf_layers
+from tfp_flows.models.maf import input_bound_for, log_scale_bound_for, maf_layers
 from tfp_flows.models.recipe import Recipe
 
 from tfp_flows.types import BoundsLike, DTypeLike, Seed
@@ -26,7 +26,7 @@ def build_iaf(event_size: int, *, num_layers: int = 5, hidden_units: Sequence[in
               activation: str | Callable = "relu", permutation: str | None = "reverse",
               context_size: int | None = None, dtype: DTypeLike = "float32", seed: Seed = None,
               name: str = "iaf", standardize: bool = True, bounds: BoundsLike = None,
-              log_scale_bound: float | None = LOG_SCALE_BOUND,
+              log_scale_bound: float | str | None = "auto",
               input_bound: float | str | None = "auto") -> FlowModel:
     """An IAF `FlowModel`: inverted MAF layers with permutations between them.
 
@@ -34,11 +34,13 @@ def build_iaf(event_size: int, *, num_layers: int = 5, hidden_units: Sequence[in
     standardize, bounds: the data end (`building_blocks.flow_model`): a Standardize fitted by
     `model.adapt(x_train)`, and the data's support, e.g. bounds="positive" or (0, 1).
     log_scale_bound, input_bound: each MADE's smooth clamps of its log-scale output and of
-    its inputs, as in `build_maf` (input_bound 'auto': 4 with standardize, None without).
+    its inputs, as in `build_maf` (log_scale_bound 'auto': 5 / num_layers; input_bound
+    'auto': 4 with standardize, None without).
     """
     layers = [tfb.Invert(maf, name=f"iaf_{i}") for i, maf in
               enumerate(maf_layers(event_size, num_layers, hidden_units, activation, dtype,
-                                   seed, context_size, log_scale_bound,
+                                   seed, context_size,
+                                   log_scale_bound_for(log_scale_bound, num_layers),
                                    input_bound_for(input_bound, standardize)))]
     return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name,
                       context_size,
