@@ -31,7 +31,8 @@ def build_batchnorm(event_size: int, *, num_layers: int = 6, hidden_units: Seque
                     activation: str | Callable = "relu", permutation: str | None = "reverse",
                     momentum: float = 0.9, dtype: DTypeLike = "float32", seed: Seed = None,
                     name: str = "batchnorm", standardize: bool = True,
-                    bounds: BoundsLike = None, log_scale_bound: float | None = LOG_SCALE_BOUND,
+                    bounds: BoundsLike = None,
+                    base: str = "normal", log_scale_bound: float | None = LOG_SCALE_BOUND,
                     input_bound: float | str | None = "auto") -> FlowModel:
     """A `FlowModel`: `num_layers` affine couplings, with a `BatchNorm` (moving averages with
     `momentum`) and a permutation between consecutive ones.
@@ -41,6 +42,8 @@ def build_batchnorm(event_size: int, *, num_layers: int = 6, hidden_units: Seque
     coupling; input_bound 'auto' 4 standard deviations with standardize, None without).
     Without them (log-scale bound 6, no input clamp) a trained flow put a point between the
     modes of benchmarks/tails.py's ring of Gaussians 7.9e3 nats below the truth.
+    base: the base density, "normal" (N(0, I)) or "student-t" (heavy tails learnt
+    per coordinate; see `building_blocks.student_t`).
     """
     couplings = coupling_layers(event_size, num_layers, hidden_units, activation, dtype, seed,
                                 shift_only=False, prefix="bn_coupling",
@@ -53,7 +56,7 @@ def build_batchnorm(event_size: int, *, num_layers: int = 6, hidden_units: Seque
 
     return interleaved_flow_model(event_size, couplings, dtype, name, permutation=permutation,
                                   seed=seed, between=batch_norm, standardize=standardize,
-                                  bounds=bounds)
+                                  bounds=bounds, base=base)
 
 
 RECIPES = {

@@ -52,12 +52,14 @@ def build_bernstein(event_size: int, *, num_layers: int = 3, hidden_units: Seque
                     degree: int = 10, bound: float = 4.0, activation: str | Callable = "relu",
                     permutation: str | None = "reverse", dtype: DTypeLike = "float32",
                     seed: Seed = None, name: str = "bernstein", standardize: bool = True,
-                    bounds: BoundsLike = None) -> FlowModel:
+                    bounds: BoundsLike = None, base: str = "normal") -> FlowModel:
     """A `FlowModel`: `num_layers` MADE-conditioned Bernstein layers of degree `degree` on
     [-bound, bound] (in standardised units), with permutations between them.
 
     standardize, bounds: the data end (`building_blocks.flow_model`): a Standardize fitted by
     `model.adapt(x_train)`, and the data's support, e.g. bounds="positive" or (0, 1).
+    base: the base density, "normal" (N(0, I)) or "student-t" (heavy tails learnt
+    per coordinate; see `building_blocks.student_t`).
     """
     if int(degree) < 1:
         raise ValueError(f"bernstein: degree must be a positive integer; got {degree!r}.")
@@ -69,7 +71,7 @@ def build_bernstein(event_size: int, *, num_layers: int = 3, hidden_units: Seque
             bound),
         name=f"bernstein_{i}") for i in range(num_layers)]
     return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name,
-                      standardize=standardize, bounds=bounds)
+                      standardize=standardize, bounds=bounds, base=base)
 
 
 RECIPES = {

@@ -28,12 +28,15 @@ tfb = tfp.bijectors
 def build_bnaf(event_size: int, *, num_layers: int = 2, hidden_factor: int = 8,
                num_hidden_layers: int = 2, permutation: str | None = "reverse",
                dtype: DTypeLike = "float32", seed: Seed = None, name: str = "bnaf",
-               standardize: bool = True, bounds: BoundsLike = None) -> FlowModel:
+               standardize: bool = True, bounds: BoundsLike = None,
+               base: str = "normal") -> FlowModel:
     """A BNAF `FlowModel`: `num_layers` BNAF networks (`num_hidden_layers` tanh layers of
     `hidden_factor` units per dimension each) with permutations between them.
 
     standardize, bounds: the data end (`building_blocks.flow_model`): a Standardize fitted by
     `model.adapt(x_train)`, and the data's support, e.g. bounds="positive" or (0, 1).
+    base: the base density, "normal" (N(0, I)) or "student-t" (heavy tails learnt
+    per coordinate; see `building_blocks.student_t`).
     """
     layers = [tfb.Invert(BNAF.trainable(int(event_size), seed=(seed or 0) * 1000 + i,
                                         dtype=dtype, hidden_factor=hidden_factor,
@@ -41,7 +44,7 @@ def build_bnaf(event_size: int, *, num_layers: int = 2, hidden_factor: int = 8,
                                         name=f"bnaf_{i}"))
               for i in range(num_layers)]
     return interleaved_flow_model(event_size, layers, dtype, name, permutation=permutation,
-                                  seed=seed, standardize=standardize, bounds=bounds)
+                                  seed=seed, standardize=standardize, bounds=bounds, base=base)
 
 
 RECIPES = {

@@ -14,8 +14,48 @@ tfd, tfb = tfp.distributions, tfp.bijectors
 
 
 def standard_normal(event_size, dtype="float32"):
-    """N(0, I) over R^event_size, the base density of every recipe."""
+    """N(0, I) over R^event_size, the default base density of the recipes."""
     return tfd.MultivariateNormalDiag(loc=tf.zeros([event_size], dtype))
+
+
+BASES = ("normal", "student-t")
+# Degrees of freedom of a fresh Student-t base, and their floor (nu = 1 is the Cauchy).
+STUDENT_T_INITIAL_DF = 10.0
+STUDENT_T_MIN_DF = 1.0
+
+
+def student_t(event_size, dtype="float32"):
+    """Independent standard Student-t marginals over R^event_size, one trainable degrees of
+    freedom nu_i per coordinate (nu_i = 1 + exp(u_i), starting at 10): the base of
+    tail-adaptive flows (Jaini, Kobyzev, Yu and Brubaker, 2020, "Tails of Lipschitz
+    triangular flows", ICML; Laszkiewicz, Lederer and Fischer, 2022, "Marginal tail-adaptive
+    normalizing flows", ICML).
+
+    A flow whose layers are Lipschitz (the zoo's clamped conditioners, linear spline tails)
+    keeps the tails of its base: on a Gaussian base, log q falls like -|x|^2 far out, while
+    data with power-law tails falls like -(nu + d) log|x|. The base's nu_i learn the tails'
+    weight per coordinate from the data, log p_i(z) = log Gamma((nu+1)/2) - log Gamma(nu/2)
+    - log(nu pi) / 2 - (nu + 1) / 2 log(1 + z^2 / nu).
+    """
+    dtype = tf.as_dtype(dtype)
+    df = tfp.util.TransformedVariable(
+        tf.fill([int(event_size)], tf.constant(STUDENT_T_INITIAL_DF, dtype)),
+        # log-parametrised: an optimizer step moves log(nu - 1), so nu travels from 10 to 3
+        # in about as many steps as from 10 to 30
+        tfb.Chain([tfb.Shift(tf.constant(STUDENT_T_MIN_DF, dtype)), tfb.Exp()]), name="base_df")
+    return tfd.Independent(tfd.StudentT(df=df, loc=tf.zeros([int(event_size)], dtype),
+                                        scale=tf.ones([int(event_size)], dtype)),
+                           reinterpreted_batch_ndims=1, name="student_t_base")
+
+
+def base_distribution(event_size, dtype="float32", base="normal"):
+    """The base density a recipe's flow pushes forward: base 'normal' (N(0, I), the default)
+    or 'student-t' (`student_t`: heavy tails, learnt per coordinate)."""
+    if base == "normal":
+        return standard_normal(event_size, dtype)
+    if base == "student-t":
+        return student_t(event_size, dtype)
+    raise ValueError(f"base must be one of {', '.join(map(repr, BASES))}; got {base!r}.")
 
 
 def permutation(event_size, kind, layer_index, seed=None):
@@ -75,17 +115,19 @@ def data_end(event_size, dtype, *, standardize=True, bounds=None):
 
 
 def flow_model(event_size, bijectors, dtype, name, context_size=None, *, standardize=True,
-               bounds=None):
-    """`FlowModel` of N(0, I) pushed through the chain of `bijectors`.
+               bounds=None, base="normal"):
+    """`FlowModel` of the base density (`base_distribution`: N(0, I) by default) pushed
+    through the chain of `bijectors`.
 
     With `context_size`, the model is conditional: p(x | context), context of that size.
     standardize: put a `Standardize` at the data end (and standardise the contexts of a
     conditional model); fit both with `model.adapt(x_train[, context_train])` before
     training, so the networks see standardised values while log_prob, sample and saved
-    files speak data units. bounds: the data's support, see `data_end`.
+    files speak data units. bounds: the data's support, see `data_end`. base: 'normal' or
+    'student-t' (heavy tails, see `student_t`).
     """
     chain = [*data_end(event_size, dtype, standardize=standardize, bounds=bounds), *bijectors]
-    dist = tfd.TransformedDistribution(standard_normal(event_size, dtype),
+    dist = tfd.TransformedDistribution(base_distribution(event_size, dtype, base),
                                        tfb.Chain(chain, name=f"{name}_chain"))
     context_shape = None if context_size is None else [int(context_size)]
     context_standardizer = None
@@ -97,11 +139,11 @@ def flow_model(event_size, bijectors, dtype, name, context_size=None, *, standar
 
 
 def interleaved_flow_model(event_size, layers, dtype, name, *, permutation, seed,
-                           between=None, standardize=True, bounds=None):
+                           between=None, standardize=True, bounds=None, base="normal"):
     """`flow_model` of `layers` with `interleave`'s permutations (and `between(i)`) between
     consecutive ones: the assembly of the stacked recipes."""
     return flow_model(event_size, interleave(layers, event_size, permutation, seed, between),
-                      dtype, name, standardize=standardize, bounds=bounds)
+                      dtype, name, standardize=standardize, bounds=bounds, base=base)
 
 
 def trainable_stack(bijector_class, event_size, num_layers, seed, dtype, prefix,

@@ -36,7 +36,8 @@ def build_ffjord(event_size: int, *, num_layers: int = 1, hidden_units: Sequence
                  activation: str | Callable = "tanh", trace: str = "auto", solver: str = "dopri5",
                  rtol: float = 1e-05, atol: float = 1e-05, num_steps: int = 8,
                  dtype: DTypeLike = "float32", seed: Seed = None, name: str = "ffjord",
-                 standardize: bool = True, bounds: BoundsLike = None) -> FlowModel:
+                 standardize: bool = True, bounds: BoundsLike = None,
+                 base: str = "normal") -> FlowModel:
     """A FFJORD `FlowModel`: `num_layers` chained continuous-flow blocks over N(0, I).
 
     trace: "exact" (TFP's `trace_jacobian_exact`), "hutchinson" (Rademacher noise, one
@@ -47,6 +48,8 @@ def build_ffjord(event_size: int, *, num_layers: int = 1, hidden_units: Sequence
       discretisation error O(num_steps^-4)).
     standardize, bounds: the data end (`building_blocks.flow_model`): a Standardize fitted by
     `model.adapt(x_train)`, and the data's support, e.g. bounds="positive" or (0, 1).
+    base: the base density, "normal" (N(0, I)) or "student-t" (heavy tails learnt
+    per coordinate; see `building_blocks.student_t`).
     """
     if trace not in _TRACES:
         raise ValueError(f"trace must be one of {_TRACES}; got {trace!r}.")
@@ -66,7 +69,7 @@ def build_ffjord(event_size: int, *, num_layers: int = 1, hidden_units: Sequence
             trace_augmentation_fn=ExactTrace() if trace == "exact" else HutchinsonTrace(),
             dtype=tf.as_dtype(dtype), name=f"ffjord_{i}"))
     return flow_model(event_size, blocks, dtype, name,
-                      standardize=standardize, bounds=bounds)
+                      standardize=standardize, bounds=bounds, base=base)
 
 
 RECIPES = {

@@ -29,7 +29,7 @@ def build_householder(event_size: int, *, num_layers: int = 5,
                       hidden_units: Sequence[int] = (64, 64), activation: str | Callable = "relu",
                       num_reflections: int | None = None, dtype: DTypeLike = "float32",
                       seed: Seed = None, name: str = "householder", standardize: bool = True,
-                      bounds: BoundsLike = None,
+                      bounds: BoundsLike = None, base: str = "normal",
                       log_scale_bound: float | None = LOG_SCALE_BOUND,
                       input_bound: float | str | None = "auto") -> FlowModel:
     """A `FlowModel`: `num_layers` MAF layers with a `Householder` layer of
@@ -37,6 +37,8 @@ def build_householder(event_size: int, *, num_layers: int = 5,
 
     standardize, bounds: the data end (`building_blocks.flow_model`). log_scale_bound,
     input_bound: the MADEs' clamps, as in `build_maf`.
+    base: the base density, "normal" (N(0, I)) or "student-t" (heavy tails learnt
+    per coordinate; see `building_blocks.student_t`).
     """
     layers = maf_layers(event_size, num_layers, hidden_units, activation, dtype, seed, None,
                         log_scale_bound, input_bound_for(input_bound, standardize))
@@ -48,7 +50,8 @@ def build_householder(event_size: int, *, num_layers: int = 5,
                                       num_reflections=num_reflections, name=f"householder_{i}")]
 
     return interleaved_flow_model(event_size, layers, dtype, name, permutation=None, seed=seed,
-                                  between=reflections, standardize=standardize, bounds=bounds)
+                                  between=reflections, standardize=standardize, bounds=bounds,
+                                  base=base)
 
 
 RECIPES = {

@@ -26,6 +26,7 @@ def build_iaf(event_size: int, *, num_layers: int = 5, hidden_units: Sequence[in
               activation: str | Callable = "relu", permutation: str | None = "reverse",
               context_size: int | None = None, dtype: DTypeLike = "float32", seed: Seed = None,
               name: str = "iaf", standardize: bool = True, bounds: BoundsLike = None,
+              base: str = "normal",
               log_scale_bound: float | str | None = "auto",
               input_bound: float | str | None = "auto") -> FlowModel:
     """An IAF `FlowModel`: inverted MAF layers with permutations between them.
@@ -36,6 +37,8 @@ def build_iaf(event_size: int, *, num_layers: int = 5, hidden_units: Sequence[in
     log_scale_bound, input_bound: each MADE's smooth clamps of its log-scale output and of
     its inputs, as in `build_maf` (log_scale_bound 'auto': 5 / num_layers; input_bound
     'auto': 4 with standardize, None without).
+    base: the base density, "normal" (N(0, I)) or "student-t" (heavy tails learnt
+    per coordinate; see `building_blocks.student_t`).
     """
     layers = [tfb.Invert(maf, name=f"iaf_{i}") for i, maf in
               enumerate(maf_layers(event_size, num_layers, hidden_units, activation, dtype,
@@ -44,7 +47,7 @@ def build_iaf(event_size: int, *, num_layers: int = 5, hidden_units: Sequence[in
                                    input_bound_for(input_bound, standardize)))]
     return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name,
                       context_size,
-                      standardize=standardize, bounds=bounds)
+                      standardize=standardize, bounds=bounds, base=base)
 
 
 RECIPES = {

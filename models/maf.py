@@ -72,6 +72,7 @@ def build_maf(event_size: int, *, num_layers: int = 5, hidden_units: Sequence[in
               activation: str | Callable = "relu", permutation: str | None = "reverse",
               context_size: int | None = None, dtype: DTypeLike = "float32", seed: Seed = None,
               name: str = "maf", standardize: bool = True, bounds: BoundsLike = None,
+              base: str = "normal",
               log_scale_bound: float | str | None = "auto",
               input_bound: float | str | None = "auto") -> FlowModel:
     """A MAF `FlowModel`: `num_layers` MADE-conditioned affine layers with permutations.
@@ -85,13 +86,15 @@ def build_maf(event_size: int, *, num_layers: int = 5, hidden_units: Sequence[in
     input_bound 'auto' c = 4 with standardize, None without. Far from the data each layer is
     then affine with fixed parameters, so log q falls like a Gaussian's there instead of off a
     cliff.
+    base: the base density, "normal" (N(0, I)) or "student-t" (heavy tails learnt
+    per coordinate; see `building_blocks.student_t`).
     """
     layers = maf_layers(event_size, num_layers, hidden_units, activation, dtype, seed,
                         context_size, log_scale_bound_for(log_scale_bound, num_layers),
                         input_bound_for(input_bound, standardize))
     return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name,
                       context_size,
-                      standardize=standardize, bounds=bounds)
+                      standardize=standardize, bounds=bounds, base=base)
 
 
 RECIPES = {

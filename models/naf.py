@@ -67,17 +67,19 @@ def build_naf(event_size: int, *, num_layers: int = 2, hidden_units: Sequence[in
               hidden_size: int = 8, activation: str | Callable = "relu",
               permutation: str | None = "reverse", dtype: DTypeLike = "float32", seed: Seed = None,
               name: str = "naf", standardize: bool = True,
-              bounds: BoundsLike = None) -> FlowModel:
+              bounds: BoundsLike = None, base: str = "normal") -> FlowModel:
     """A NAF `FlowModel`: `num_layers` MADE-conditioned DSF layers (K = `hidden_size`
     sigmoid units per dimension) with permutations between them.
 
     standardize, bounds: the data end (`building_blocks.flow_model`): a Standardize fitted by
     `model.adapt(x_train)`, and the data's support, e.g. bounds="positive" or (0, 1).
+    base: the base density, "normal" (N(0, I)) or "student-t" (heavy tails learnt
+    per coordinate; see `building_blocks.student_t`).
     """
     layers = naf_layers(event_size, num_layers, hidden_units, hidden_size, activation, dtype,
                         seed)
     return interleaved_flow_model(event_size, layers, dtype, name, permutation=permutation,
-                                  seed=seed, standardize=standardize, bounds=bounds)
+                                  seed=seed, standardize=standardize, bounds=bounds, base=base)
 
 
 RECIPES = {

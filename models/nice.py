@@ -22,7 +22,7 @@ STANDARDIZED_INPUT_BOUND = 10.0
 
 def build_nice(event_size, *, num_layers=4, hidden_units=(64, 64), activation="relu",
                permutation="reverse", dtype="float32", seed=None, name="nice",
-               standardize=True, bounds=None, input_bound="auto"):
+               standardize=True, bounds=None, base="normal", input_bound="auto"):
     """A NICE `FlowModel`: additive couplings, permutations, then a trainable scaling.
 
     standardize, bounds: the data end (`building_blocks.flow_model`): a Standardize fitted by
@@ -30,6 +30,8 @@ def build_nice(event_size, *, num_layers=4, hidden_units=(64, 64), activation="r
     input_bound: each CouplingMLP's smooth clamp of its inputs, c tanh(x0 / c) (see
     `nets.CouplingMLP`); 'auto' is c = 10 with standardize, None without. Far from the data
     each coupling is then a fixed shift, instead of a ReLU network's linear extrapolation.
+    base: the base density, "normal" (N(0, I)) or "student-t" (heavy tails learnt
+    per coordinate; see `building_blocks.student_t`).
     """
     layers = coupling_layers(event_size, num_layers, hidden_units, activation, dtype, seed,
                              shift_only=True, prefix="nice",
@@ -38,7 +40,7 @@ def build_nice(event_size, *, num_layers=4, hidden_units=(64, 64), activation="r
     # Chain applies the last bijector first: base -> couplings -> scaling -> data.
     return flow_model(event_size, [scaling, *interleave(layers, event_size, permutation, seed)],
                       dtype, name,
-                      standardize=standardize, bounds=bounds)
+                      standardize=standardize, bounds=bounds, base=base)
 
 
 def _input_bound(input_bound, standardize):

@@ -33,7 +33,7 @@ tfb = tfp.bijectors
 def build_prelu(event_size: int, *, num_layers: int = 6, hidden_units: Sequence[int] = (64, 64),
                 activation: str | Callable = "relu", permutation: str | None = "reverse",
                 dtype: DTypeLike = "float32", seed: Seed = None, name: str = "prelu",
-                standardize: bool = True, bounds: BoundsLike = None,
+                standardize: bool = True, bounds: BoundsLike = None, base: str = "normal",
                 log_scale_bound: float | None = LOG_SCALE_BOUND,
                 input_bound: float | str | None = "auto") -> FlowModel:
     """A `FlowModel`: `num_layers` affine couplings, with a PReLU and a permutation between
@@ -45,6 +45,8 @@ def build_prelu(event_size: int, *, num_layers: int = 6, hidden_units: Sequence[
     coupling; input_bound 'auto' 4 standard deviations with standardize, None without).
     Without them (log-scale bound 6, no input clamp) a trained flow put a test point of
     benchmarks/tails.py's ring of Gaussians 3.4e7 nats below the truth (test NLL 33912).
+    base: the base density, "normal" (N(0, I)) or "student-t" (heavy tails learnt
+    per coordinate; see `building_blocks.student_t`).
     """
     couplings = coupling_layers(event_size, num_layers, hidden_units, activation, dtype, seed,
                                 shift_only=False, prefix="prelu_coupling",
@@ -59,7 +61,7 @@ def build_prelu(event_size: int, *, num_layers: int = 6, hidden_units: Sequence[
                 chain.append(perm)
         chain.append(coupling)
     return flow_model(event_size, chain, dtype, name,
-                      standardize=standardize, bounds=bounds)
+                      standardize=standardize, bounds=bounds, base=base)
 
 
 RECIPES = {

@@ -23,15 +23,17 @@ if TYPE_CHECKING:
 
 def build_radial(event_size: int, *, num_layers: int = 32, dtype: DTypeLike = "float32",
                  seed: Seed = None, name: str = "radial", standardize: bool = True,
-                 bounds: BoundsLike = None) -> FlowModel:
+                 bounds: BoundsLike = None, base: str = "normal") -> FlowModel:
     """A `FlowModel` of `num_layers` trainable radial layers on N(0, I).
 
     standardize, bounds: the data end (`building_blocks.flow_model`): a Standardize fitted by
     `model.adapt(x_train)`, and the data's support, e.g. bounds="positive" or (0, 1).
+    base: the base density, "normal" (N(0, I)) or "student-t" (heavy tails learnt
+    per coordinate; see `building_blocks.student_t`).
     """
     return flow_model(event_size, trainable_stack(Radial, event_size, num_layers, seed, dtype,
                                                   "radial"), dtype, name,
-                      standardize=standardize, bounds=bounds)
+                      standardize=standardize, bounds=bounds, base=base)
 
 
 RECIPES = {

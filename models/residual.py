@@ -32,7 +32,8 @@ def build_residual(event_size: int, *, num_layers: int = 6, hidden_units: Sequen
                    activation: str | Callable = "lipswish", lipschitz_constant: float = 0.9,
                    log_det: str = "exact", context_size: int | None = None,
                    dtype: DTypeLike = "float32", seed: Seed = None, name: str = "residual",
-                   standardize: bool = True, bounds: BoundsLike = None) -> FlowModel:
+                   standardize: bool = True, bounds: BoundsLike = None,
+                   base: str = "normal") -> FlowModel:
     """An invertible-residual-flow `FlowModel`: `num_layers` blocks x + g(x), Lip(g) <= c.
 
     log_det: 'exact' (log det(I + J_g) from the closed-form Jacobian, O(D^3) per example,
@@ -43,6 +44,8 @@ def build_residual(event_size: int, *, num_layers: int = 6, hidden_units: Sequen
     for every context (see nets.LipschitzMLP). Train with fit(ctx, x).
     standardize, bounds: the data end (`building_blocks.flow_model`): a Standardize fitted by
     `model.adapt(x_train)`, and the data's support, e.g. bounds="positive" or (0, 1).
+    base: the base density, "normal" (N(0, I)) or "student-t" (heavy tails learnt
+    per coordinate; see `building_blocks.student_t`).
     """
     blocks = [tfb.Invert(Residual.trainable(
                   event_size, seed=None if seed is None else seed * 1000 + i, dtype=dtype,
@@ -51,7 +54,7 @@ def build_residual(event_size: int, *, num_layers: int = 6, hidden_units: Sequen
                   context_size=context_size, name=f"residual_{i}"), name=f"inverted_residual_{i}")
               for i in range(num_layers)]
     return flow_model(event_size, blocks, dtype, name, context_size,
-                      standardize=standardize, bounds=bounds)
+                      standardize=standardize, bounds=bounds, base=base)
 
 
 RECIPES = {

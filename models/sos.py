@@ -33,6 +33,7 @@ def build_sos(event_size: int, *, num_layers: int = 3, num_polynomials: int = 3,
               activation: str | Callable = "relu", permutation: str | None = "reverse",
               context_size: int | None = None, dtype: DTypeLike = "float32", seed: Seed = None,
               name: str = "sos", standardize: bool = True, bounds: BoundsLike = None,
+              base: str = "normal",
               tail_bound: float | str | None = "auto", input_bound: float | str | None = "auto",
               min_derivative: float = 0.05) -> FlowModel:
     """An SOS-flow `FlowModel`: `num_layers` SOS autoregressive layers with permutations.
@@ -55,6 +56,8 @@ def build_sos(event_size: int, *, num_layers: int = 3, num_polynomials: int = 3,
     (`SOSPolynomial`), which bounds how far the linear tails stretch the base's tails: with
     m = 0 a trained flow's tail slope was tiny and KL(q || p) 5.8e10 nats on the swirl of
     benchmarks/tails.py (samples at |x| ~ 1e5), with m = 0.05 4.7.
+    base: the base density, "normal" (N(0, I)) or "student-t" (heavy tails learnt
+    per coordinate; see `building_blocks.student_t`).
     """
     tail_bound = input_bound_for(tail_bound, standardize)
     input_bound = input_bound_for(input_bound, standardize)
@@ -67,7 +70,7 @@ def build_sos(event_size: int, *, num_layers: int = 3, num_polynomials: int = 3,
               for i in range(num_layers)]
     return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name,
                       context_size,
-                      standardize=standardize, bounds=bounds)
+                      standardize=standardize, bounds=bounds, base=base)
 
 
 RECIPES = {

@@ -49,7 +49,8 @@ def build_spline(event_size: int, *, num_layers: int = 4, num_bins: int = 8, bou
                  hidden_units: Sequence[int] = (64, 64), activation: str | Callable = "relu",
                  permutation: str | None = "reverse", context_size: int | None = None,
                  dtype: DTypeLike = "float32", seed: Seed = None, name: str = "spline",
-                 standardize: bool = True, bounds: BoundsLike = None) -> FlowModel:
+                 standardize: bool = True, bounds: BoundsLike = None,
+                 base: str = "normal") -> FlowModel:
     """A neural-spline-flow `FlowModel`: spline couplings with permutations between them.
 
     bound: B; the data (after the later layers) should mostly lie inside [-B, B], where
@@ -58,6 +59,8 @@ def build_spline(event_size: int, *, num_layers: int = 4, num_bins: int = 8, bou
         conditioner's input): train with fit(c, x).
     standardize, bounds: the data end (`building_blocks.flow_model`): a Standardize fitted by
     `model.adapt(x_train)`, and the data's support, e.g. bounds="positive" or (0, 1).
+    base: the base density, "normal" (N(0, I)) or "student-t" (heavy tails learnt
+    per coordinate; see `building_blocks.student_t`).
     """
     if event_size < 2:
         raise ValueError(f"A coupling flow needs event_size >= 2; got {event_size}.")
@@ -70,7 +73,7 @@ def build_spline(event_size: int, *, num_layers: int = 4, num_bins: int = 8, bou
               for i in range(num_layers)]
     return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name,
                       context_size,
-                      standardize=standardize, bounds=bounds)
+                      standardize=standardize, bounds=bounds, base=base)
 
 
 RECIPES = {

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 def build_sylvester(event_size: int, *, num_layers: int = 16, q_kind: str = "orthogonal",
                     num_hidden: int | None = None, dtype: DTypeLike = "float32", seed: Seed = None,
                     name: str = "sylvester", standardize: bool = True,
-                    bounds: BoundsLike = None) -> FlowModel:
+                    bounds: BoundsLike = None, base: str = "normal") -> FlowModel:
     """A `FlowModel` of `num_layers` trainable Sylvester layers on N(0, I).
 
     q_kind: 'orthogonal' (O-SNF), 'householder' (H-SNF) or 'triangular' (T-SNF: Q the
@@ -33,6 +33,8 @@ def build_sylvester(event_size: int, *, num_layers: int = 16, q_kind: str = "ort
     num_hidden: M <= event_size (default event_size; 'triangular' needs M = event_size).
     standardize, bounds: the data end (`building_blocks.flow_model`): a Standardize fitted by
     `model.adapt(x_train)`, and the data's support, e.g. bounds="positive" or (0, 1).
+    base: the base density, "normal" (N(0, I)) or "student-t" (heavy tails learnt
+    per coordinate; see `building_blocks.student_t`).
     """
     def permute(i):  # T-SNF alternates Q = I and the reversal permutation
         return {"permute": bool(i % 2)} if q_kind == "triangular" else {}
@@ -40,7 +42,7 @@ def build_sylvester(event_size: int, *, num_layers: int = 16, q_kind: str = "ort
     layers = trainable_stack(Sylvester, event_size, num_layers, seed, dtype, "sylvester",
                              permute, q_kind=q_kind, num_hidden=num_hidden)
     return flow_model(event_size, layers, dtype, name,
-                      standardize=standardize, bounds=bounds)
+                      standardize=standardize, bounds=bounds, base=base)
 
 
 RECIPES = {

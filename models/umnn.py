@@ -62,7 +62,7 @@ def build_umnn(event_size: int, *, num_layers: int = 2, hidden_units: Sequence[i
                num_nodes: int = 32, activation: str | Callable = "relu",
                permutation: str | None = "reverse", dtype: DTypeLike = "float32", seed: Seed = None,
                name: str = "umnn", standardize: bool = True,
-               bounds: BoundsLike = None) -> FlowModel:
+               bounds: BoundsLike = None, base: str = "normal") -> FlowModel:
     """A UMNN-MAF `FlowModel`: `num_layers` MADE-conditioned UMNN layers with permutations.
 
     hidden_units: the MADE's hidden widths; embedding_size: E, the embedding h_i per
@@ -70,6 +70,8 @@ def build_umnn(event_size: int, *, num_layers: int = 2, hidden_units: Sequence[i
     Gauss-Legendre nodes of the integral.
     standardize, bounds: the data end (`building_blocks.flow_model`): a Standardize fitted by
     `model.adapt(x_train)`, and the data's support, e.g. bounds="positive" or (0, 1).
+    base: the base density, "normal" (N(0, I)) or "student-t" (heavy tails learnt
+    per coordinate; see `building_blocks.student_t`).
     """
     layers = []
     for i in range(num_layers):
@@ -83,7 +85,7 @@ def build_umnn(event_size: int, *, num_layers: int = 2, hidden_units: Sequence[i
         fn = InvertedUMNNFn(made, integrand, hidden_units=integrand_units, num_nodes=num_nodes)
         layers.append(tfb.MaskedAutoregressiveFlow(bijector_fn=fn, name=f"umnn_{i}"))
     return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name,
-                      standardize=standardize, bounds=bounds)
+                      standardize=standardize, bounds=bounds, base=base)
 
 
 RECIPES = {
