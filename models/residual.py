@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 tfb = tfp.bijectors
 
 
-def build_residual(event_size: int, *, num_layers: int = 6, hidden_units: Sequence[int] = (64, 64),
+def build_residual(event_size: int, *, num_layers: int = 16, hidden_units: Sequence[int] = (64, 64),
                    activation: str | Callable = "lipswish", lipschitz_constant: float = 0.9,
                    log_det: str = "exact", context_size: int | None = None,
                    dtype: DTypeLike = "float32", seed: Seed = None, name: str = "residual",
@@ -46,6 +46,9 @@ def build_residual(event_size: int, *, num_layers: int = 6, hidden_units: Sequen
     `model.adapt(x_train)`, and the data's support, e.g. bounds="positive" or (0, 1).
     base: the base density, "normal" (N(0, I)) or "student-t" (heavy tails learnt
     per coordinate; see `building_blocks.student_t`).
+    num_layers: 16 blocks by default: on benchmarks/tails.py's ring of eight Gaussians (20
+    epochs) 16 blocks scored a test NLL of 2.94 nats against 3.36 with 6 (the truth's
+    entropy: 2.14), at 1.9x the training time.
     """
     blocks = [tfb.Invert(Residual.trainable(
                   event_size, seed=None if seed is None else seed * 1000 + i, dtype=dtype,
@@ -61,9 +64,9 @@ RECIPES = {
     "residual": Recipe(
         build_residual, "invertible residual flow: x + g(x) blocks with Lipschitz g < 1",
         data_defaults={
-            # measured (40 epochs): test NLL 1.805 with 16 blocks, 2.305 with 6, 2.110 with 10
-            # blocks of 128 x 128 at Lip 0.97; grid integral 0.9999998
-            "two-moons": {"num_layers": 16},
+            # two-moons, measured (40 epochs): test NLL 1.805 with 16 blocks (the default),
+            # 2.305 with 6, 2.110 with 10 blocks of 128 x 128 at Lip 0.97; grid integral
+            # 0.9999998
             "8gaussians": {"num_layers": 10},
             "checkerboard": {"num_layers": 10},
             "breast-cancer": {"batch_size": 64, "epochs": 100, "learning_rate": 1e-3}}),
