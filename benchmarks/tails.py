@@ -323,8 +323,11 @@ def render(results, before=None):
              "over 50 nats below its true log-density, `nan` non-finite log q in float32, "
              "`mass` integral off 1 by more than 0.01 where the truth's mass is 1 ± 0.01.", ""]
     meta = results.get("meta", {})
-    if meta:
-        lines += [f"Measured {meta.get('date', '?')}: `{meta.get('command', '')}`.", ""]
+    commands = meta.get("commands", [meta["command"]] if "command" in meta else [])
+    if commands:
+        lines += [f"Measured on a 2-core CPU, last on {meta.get('date', '?')}, by (rows merged, "
+                  "the latest run of a recipe and density kept):", "", "```bash",
+                  *commands, "```", ""]
     densities = results.get("densities", {})
     for name, text in densities.items():
         rows = {k: v for k, v in results["rows"].items() if k.endswith(f"/{name}")}
@@ -421,9 +424,13 @@ def main(argv=None):
         recipes = (args.recipes.split(",") if args.recipes else
                    [n for n in models.RECIPES if n not in models.IMAGE_RECIPES])
         results.setdefault("densities", {})
-        results["meta"] = {"date": datetime.now(UTC).strftime("%Y-%m-%d"),
-                           "command": "python benchmarks/tails.py " + " ".join(
-                               argv if argv is not None else sys.argv[1:])}
+        command = "python benchmarks/tails.py " + " ".join(
+            argv if argv is not None else sys.argv[1:])
+        meta = results.setdefault("meta", {})
+        commands = [c for c in meta.get("commands", [meta.get("command")]) if c]
+        meta.pop("command", None)
+        meta.update(date=datetime.now(UTC).strftime("%Y-%m-%d"),
+                    commands=[c for c in commands if c != command] + [command])
         with tempfile.TemporaryDirectory() as workdir:
             for dname, make in makers.items():
                 density = make()
@@ -438,8 +445,10 @@ def main(argv=None):
                                       args.option)
                     except Exception as error:
                         row = {"error": f"{type(error).__name__}: {str(error)[:200]}"}
-                    results["rows"][f"{recipe}/{dname}"] = row
-                    print(f"{recipe:10s} {dname:9s} " + (row.get("error") or (
+                    # a run with --option NAME=VALUE is a row of its own: recipe[NAME=VALUE]
+                    label = recipe + (f"[{','.join(args.option)}]" if args.option else "")
+                    results["rows"][f"{label}/{dname}"] = row
+                    print(f"{label:10s} {dname:9s} " + (row.get("error") or (
                         f"split {row['split_test_nll']:.3f} fresh {row['fresh_nll']:.3f} "
                         f"(entropy {row['true_entropy']:.3f}) min log q/p "
                         f"{_fmt(row['min_log_ratio'], 1)} nonfinite f32 "
