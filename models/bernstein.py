@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import tensorflow_probability as tfp
-from tfp_flows.models.building_blocks import flow_model, interleave, kernel_initializer
+from tfp_flows.models.building_blocks import interleaved_flow_model, kernel_initializer
 from tfp_flows.models.recipe import Recipe
 
 from tfp_flows import nets
@@ -70,8 +70,8 @@ def build_bernstein(event_size: int, *, num_layers: int = 3, hidden_units: Seque
                       kernel_initializer=kernel_initializer(seed, i), name=f"bernstein_made_{i}"),
             bound),
         name=f"bernstein_{i}") for i in range(num_layers)]
-    return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name,
-                      standardize=standardize, bounds=bounds, base=base)
+    return interleaved_flow_model(event_size, layers, dtype, name, permutation=permutation,
+                                  seed=seed, standardize=standardize, bounds=bounds, base=base)
 
 
 RECIPES = {

@@ -138,12 +138,13 @@ def flow_model(event_size, bijectors, dtype, name, context_size=None, *, standar
                      context_standardizer=context_standardizer)
 
 
-def interleaved_flow_model(event_size, layers, dtype, name, *, permutation, seed,
-                           between=None, standardize=True, bounds=None, base="normal"):
+def interleaved_flow_model(event_size, layers, dtype, name, context_size=None, *, permutation,
+                           seed, between=None, standardize=True, bounds=None, base="normal"):
     """`flow_model` of `layers` with `interleave`'s permutations (and `between(i)`) between
     consecutive ones: the assembly of the stacked recipes."""
     return flow_model(event_size, interleave(layers, event_size, permutation, seed, between),
-                      dtype, name, standardize=standardize, bounds=bounds, base=base)
+                      dtype, name, context_size, standardize=standardize, bounds=bounds,
+                      base=base)
 
 
 def trainable_stack(bijector_class, event_size, num_layers, seed, dtype, prefix,

@@ -15,8 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import tensorflow_probability as tfp
-from tfp_flows.models.building_blocks import flow_model
-from tfp_flows.models.building_blocks import permutation as permutation_layer
+from tfp_flows.models.building_blocks import interleaved_flow_model
 from tfp_flows.models.maf import LOG_SCALE_BOUND, input_bound_for
 from tfp_flows.models.realnvp import coupling_layers
 from tfp_flows.models.recipe import Recipe
@@ -52,16 +51,13 @@ def build_prelu(event_size: int, *, num_layers: int = 6, hidden_units: Sequence[
                                 shift_only=False, prefix="prelu_coupling",
                                 input_bound=input_bound_for(input_bound, standardize),
                                 log_scale_bound=log_scale_bound)
-    chain = []
-    for i, coupling in enumerate(couplings):
-        if i:
-            chain.append(PReLU.trainable(event_size, dtype=dtype, name=f"prelu_{i}"))
-            perm = permutation_layer(event_size, permutation, i, seed)
-            if perm is not None:
-                chain.append(perm)
-        chain.append(coupling)
-    return flow_model(event_size, chain, dtype, name,
-                      standardize=standardize, bounds=bounds, base=base)
+
+    def prelu(i):
+        return [PReLU.trainable(event_size, dtype=dtype, name=f"prelu_{i}")]
+
+    return interleaved_flow_model(event_size, couplings, dtype, name, permutation=permutation,
+                                  seed=seed, between=prelu, standardize=standardize,
+                                  bounds=bounds, base=base)
 
 
 RECIPES = {

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
-from tfp_flows.models.building_blocks import flow_model, interleave, kernel_initializer
+from tfp_flows.models.building_blocks import interleaved_flow_model, kernel_initializer
 from tfp_flows.models.recipe import Recipe
 
 from tfp_flows import nets
@@ -84,8 +84,8 @@ def build_umnn(event_size: int, *, num_layers: int = 2, hidden_units: Sequence[i
             name=f"umnn_integrand_{i}")
         fn = InvertedUMNNFn(made, integrand, hidden_units=integrand_units, num_nodes=num_nodes)
         layers.append(tfb.MaskedAutoregressiveFlow(bijector_fn=fn, name=f"umnn_{i}"))
-    return flow_model(event_size, interleave(layers, event_size, permutation, seed), dtype, name,
-                      standardize=standardize, bounds=bounds, base=base)
+    return interleaved_flow_model(event_size, layers, dtype, name, permutation=permutation,
+                                  seed=seed, standardize=standardize, bounds=bounds, base=base)
 
 
 RECIPES = {

@@ -27,7 +27,7 @@ GRID_POINTS = {"ffjord": 101, "residual": 201, "sylvester": 201, "radial": 201, 
 
 # naf and spline have the same checks in their own files (test_naf.py, test_spline.py); image
 # recipes are tested on images there too; circular (on the torus) in test_circular.py; bnaf
-# and umnn (numerical inverses, slower) in test_bnaf.py and test_umnn.py.
+# and umnn (numerical inverses, slower) in test_bnaf_umnn_recipes.py.
 VECTOR_RECIPES = sorted(set(models.RECIPES) - set(models.IMAGE_RECIPES)
                         - {"naf", "spline", "circular", "bnaf", "umnn"})
 
