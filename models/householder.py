@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import tensorflow_probability as tfp
 from tfp_flows.models.building_blocks import interleaved_flow_model
-from tfp_flows.models.maf import LOG_SCALE_BOUND, input_bound_for, maf_layers
+from tfp_flows.models.maf import input_bound_for, log_scale_bound_for, maf_layers
 from tfp_flows.models.recipe import Recipe
 
 from tfp_flows.bijectors import Householder
@@ -30,18 +30,20 @@ def build_householder(event_size: int, *, num_layers: int = 5,
                       num_reflections: int | None = None, dtype: DTypeLike = "float32",
                       seed: Seed = None, name: str = "householder", standardize: bool = True,
                       bounds: BoundsLike = None, base: str = "normal",
-                      log_scale_bound: float | None = LOG_SCALE_BOUND,
+                      log_scale_bound: float | str | None = "auto",
                       input_bound: float | str | None = "auto") -> FlowModel:
     """A `FlowModel`: `num_layers` MAF layers with a `Householder` layer of
     `num_reflections` (default: event_size) reflections between consecutive ones.
 
     standardize, bounds: the data end (`building_blocks.flow_model`). log_scale_bound,
-    input_bound: the MADEs' clamps, as in `build_maf`.
+    input_bound: the MADEs' clamps, as in `build_maf` (log_scale_bound 'auto': the shared
+    budget, 5 / num_layers per layer).
     base: the base density, "normal" (N(0, I)) or "student-t" (heavy tails learnt
     per coordinate; see `building_blocks.student_t`).
     """
     layers = maf_layers(event_size, num_layers, hidden_units, activation, dtype, seed, None,
-                        log_scale_bound, input_bound_for(input_bound, standardize))
+                        log_scale_bound_for(log_scale_bound, num_layers),
+                        input_bound_for(input_bound, standardize))
 
     def reflections(i):
         if event_size == 1:
