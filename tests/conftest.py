@@ -81,6 +81,19 @@ HEAVY = {
     "test_trains_on_two_moons_stays_normalised_and_inverts[bnaf]",
     "tests/models/test_bnaf_umnn_recipes.py::"
     "test_trains_on_two_moons_stays_normalised_and_inverts[umnn]",
+    # 64 s / 32 s / 15 s / 9 s in the default suite (658 s on 2 cores with them): the IAF
+    # posterior still trains (and round-trips a .keras file) in test_keras_round_trip and the
+    # diagonal posterior's ELBO drop stays pinned; the autoregressive/coupling page's recipes
+    # by their builders' tests (tests/models/test_builders.py); the Student-t base's density,
+    # saving and export by test_student_t_base_is_normalised_trainable_and_saves (what it buys
+    # on power-law data is measured in benchmarks/tails.py too); the uncured MAF control by its
+    # measured number in tests/test_tails.py.
+    "tests/test_vae.py::test_training_lowers_negative_elbo[iaf]",
+    "tests/test_docs_examples.py::test_page_examples_run_as_written"
+    "[docs/families/autoregressive-coupling.md]",
+    "tests/models/test_student_t_base.py::"
+    "test_student_t_base_follows_power_law_tails_where_a_gaussian_base_falls_off",
+    "tests/test_tails.py::test_the_floor_catches_a_maf_without_the_cures",
     # Documentation pages whose examples train long (FFJORD tracing, image flows, VAEs, the
     # distillation recipe as measured); every other page runs in the default suite.
     *(f"tests/test_docs_examples.py::test_page_examples_run_as_written[docs/{page}.md]"
