@@ -68,10 +68,6 @@ def logsumexp(a, axis):
     return np.squeeze(top, axis) + np.log(np.sum(np.exp(a - top), axis=axis))
 
 
-def gammaln(x):
-    return math.lgamma(x)
-
-
 class Density:
     """A density with exact log p: sample(n, rng) -> [n, d]; log_prob(x [n, d]) -> [n]."""
 
@@ -146,7 +142,7 @@ def student3(dof=3.0):
     def log_prob(x):
         u = x @ inv.T
         q = np.sum(u * u, 1)
-        return (gammaln((dof + 2) / 2) - gammaln(dof / 2) - np.log(dof * np.pi) - logdet
+        return (math.lgamma((dof + 2) / 2) - math.lgamma(dof / 2) - np.log(dof * np.pi) - logdet
                 - (dof + 2) / 2 * np.log1p(q / dof))
 
     return Density("student3", 2, sample, log_prob,
@@ -377,7 +373,7 @@ def render(results, before=None):
              "over 50 nats below its true log-density, `nan` non-finite log q in float32, "
              "`mass` integral off 1 by more than 0.01 where the truth's mass is 1 ± 0.01.", ""]
     meta = results.get("meta", {})
-    commands = meta.get("commands", [meta["command"]] if "command" in meta else [])
+    commands = meta.get("commands", [])
     if commands:
         lines += [f"Measured on a 2-core CPU, last on {meta.get('date', '?')}, by (rows merged, "
                   "the latest run of a recipe and density kept):", "", "```bash",
@@ -487,8 +483,7 @@ def main(argv=None):
         command = "python benchmarks/tails.py " + " ".join(
             argv if argv is not None else sys.argv[1:])
         meta = results.setdefault("meta", {})
-        commands = [c for c in meta.get("commands", [meta.get("command")]) if c]
-        meta.pop("command", None)
+        commands = meta.get("commands", [])
         meta.update(date=datetime.now(UTC).strftime("%Y-%m-%d"),
                     commands=[c for c in commands if c != command] + [command])
         with tempfile.TemporaryDirectory() as workdir:

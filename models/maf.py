@@ -38,11 +38,11 @@ LOG_SCALE_BUDGET = 5.0
 LOG_SCALE_BOUND = 2.0  # the per-layer bound of recipes that do not share the budget
 
 
-def input_bound_for(input_bound, standardize):
-    """input_bound 'auto': STANDARDIZED_INPUT_BOUND when the data end standardises (the
-    bound is in standard deviations), else None (no clamp: the data's scale is unknown)."""
+def input_bound_for(input_bound, standardize, standardized_bound=STANDARDIZED_INPUT_BOUND):
+    """input_bound 'auto': `standardized_bound` when the data end standardises (the bound is
+    in standard deviations), else None (no clamp: the data's scale is unknown)."""
     if input_bound == "auto":
-        return STANDARDIZED_INPUT_BOUND if standardize else None
+        return standardized_bound if standardize else None
     return input_bound
 
 

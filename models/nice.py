@@ -6,6 +6,7 @@ scaling y = exp(s) * x, with s trainable, is the only change of volume (log-det 
 
 import tensorflow_probability as tfp
 from tfp_flows.models.building_blocks import flow_model, interleave
+from tfp_flows.models.maf import input_bound_for
 from tfp_flows.models.realnvp import coupling_layers
 from tfp_flows.models.recipe import Recipe
 
@@ -35,18 +36,14 @@ def build_nice(event_size, *, num_layers=4, hidden_units=(64, 64), activation="r
     """
     layers = coupling_layers(event_size, num_layers, hidden_units, activation, dtype, seed,
                              shift_only=True, prefix="nice",
-                             input_bound=_input_bound(input_bound, standardize))
+                             input_bound=input_bound_for(input_bound, standardize,
+                                                         STANDARDIZED_INPUT_BOUND))
     scaling = NICEScaling.trainable(event_size, dtype=dtype, name="nice_scaling")
     # Chain applies the last bijector first: base -> couplings -> scaling -> data.
     return flow_model(event_size, [scaling, *interleave(layers, event_size, permutation, seed)],
                       dtype, name,
                       standardize=standardize, bounds=bounds, base=base)
 
-
-def _input_bound(input_bound, standardize):
-    if input_bound == "auto":
-        return STANDARDIZED_INPUT_BOUND if standardize else None
-    return input_bound
 
 
 RECIPES = {
