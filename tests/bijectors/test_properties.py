@@ -28,7 +28,7 @@ SETTINGS = dict(deadline=None, derandomize=True, database=None,
                                        HealthCheck.filter_too_much])
 SLOW = {"AmortizedFlow", "SOSAutoregressive", "FastSamplingMAF", "Residual",
         "ImageAffineCoupling", "Sylvester", "MixtureCDF", "LogisticMixtureCDFTransformer",
-        "ClosedFormLogProbInvert", "BNAF", "Bernstein"}
+        "ClosedFormLogProbInvert", "BNAF", "Bernstein", "BoxPreserving"}
 ROUND_TRIP_TOL = 1e-7
 LOG_DET_TOL = 1e-6
 
@@ -308,6 +308,14 @@ def case_bernstein(data):
     return bij, floats(data, -20.0, 20.0, [4, 3]), 1
 
 
+def case_box_preserving(data):
+    transformer = data.draw(st.sampled_from([case_sos_polynomial, case_deep_sigmoidal,
+                                             case_bernstein]))(data)[0]
+    bound = float(floats(data, 1.0, 6.0))
+    bij = fb.BoxPreserving(transformer, bound, min_derivative=float(floats(data, 0.0, 0.5)))
+    return bij, floats(data, -3.0 * bound, 3.0 * bound, [4, 3]), 1
+
+
 def case_circular_spline(data):
     k = data.draw(st.integers(1, 8))
     bij = fb.CircularSpline.from_raw(floats(data, -3.0, 3.0, [3, 3 * k]))
@@ -330,7 +338,7 @@ CASES = {
     "ImageAffineCoupling": case_image_affine_coupling,
     "Standardize": case_standardize, "Bounded": case_bounded, "Householder": case_householder,
     "BatchNorm": case_batch_norm, "Bernstein": case_bernstein,
-    "CircularSpline": case_circular_spline,
+    "CircularSpline": case_circular_spline, "BoxPreserving": case_box_preserving,
 }
 
 

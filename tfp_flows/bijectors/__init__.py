@@ -6,6 +6,7 @@ from tfp_flows.bijectors.batch_norm import BatchNorm, batch_norm_training
 from tfp_flows.bijectors.bernstein import Bernstein
 from tfp_flows.bijectors.bnaf import BNAF, num_bnaf_params
 from tfp_flows.bijectors.bounded import Bounded
+from tfp_flows.bijectors.box_preserving import BoxPreserving
 from tfp_flows.bijectors.circular_spline import (
     CircularSpline,
     CircularSplineCouplingFn,
@@ -59,7 +60,8 @@ __all__ += ["MixtureCDF", "MixtureCDFCouplingFn", "cdf_flow_distribution",
             "ClosedFormLogProbInvert"]
 __all__ += ["AmortizedFlow"]
 __all__ += ["trainable_parameter", "as_parameter"]
-__all__ += ["Standardize", "ConstantColumnWarning", "StandardizationWarning", "Bounded"]
+__all__ += ["Standardize", "ConstantColumnWarning", "StandardizationWarning", "Bounded",
+            "BoxPreserving"]
 __all__ += ["Householder"]
 __all__ += ["BatchNorm", "batch_norm_training"]
 __all__ += ["BNAF", "num_bnaf_params"]

@@ -14,6 +14,7 @@ from tensorflow_probability.python.internal import (
     tensor_util,
 )
 
+from tfp_flows.bijectors.box_preserving import BoxPreserving
 from tfp_flows.nets.made import MADE
 from tfp_flows.variable_discovery import underlying_tf_variable
 
@@ -376,8 +377,13 @@ class SOSAutoregressive(tfb.MaskedAutoregressiveFlow):
       num_polynomials: K.
       polynomial_degree: r (T has degree 2r + 1).
       unroll_loop: passed to `tfb.MaskedAutoregressiveFlow` (sampling loop unrolled).
+      box: wrap each polynomial in `BoxPreserving(T, tail_bound, min_derivative=m)`, so
+        that it maps [-B, B] onto itself (B = the `tail_bound` of sos_kwargs, required) and
+        is linear outside; the shift c then cancels. A point of the box never leaves it,
+        however far a trained polynomial would have moved it (see `BoxPreserving`).
       validate_args, name: as for any bijector.
-      **sos_kwargs: passed to each inner `SOSPolynomial` (tolerance, max_iterations, ...).
+      **sos_kwargs: passed to each inner `SOSPolynomial` (tolerance, max_iterations,
+        tail_bound, min_derivative; with `box`, the last two go to `BoxPreserving`).
 
     Accurate for (float64; tests/bijectors/test_properties.py: finite, round trip within 1e-7
     relative, log-det = autodiff within 1e-6) MADE weights N(0, s^2) with s in [0.05, 0.5] and
@@ -385,7 +391,7 @@ class SOSAutoregressive(tfb.MaskedAutoregressiveFlow):
     """
 
     def __init__(self, made, num_polynomials=3, polynomial_degree=2, *, unroll_loop=False,
-                 validate_args=False, name="sos_autoregressive", **sos_kwargs):
+                 box=False, validate_args=False, name="sos_autoregressive", **sos_kwargs):
         parameters = dict(locals())
         k, n = int(num_polynomials), int(polynomial_degree) + 1
         if made.params != 1 + k * n:
@@ -395,6 +401,14 @@ class SOSAutoregressive(tfb.MaskedAutoregressiveFlow):
         self._made = made
         self._num_polynomials, self._num_coefficients = k, n
         self._sos_kwargs = dict(sos_kwargs)
+        box_kwargs = None
+        if box:
+            bound = self._sos_kwargs.pop("tail_bound", None)
+            if bound is None:
+                raise ValueError("SOSAutoregressive: box=True needs tail_bound=B, the box "
+                                 "[-B, B] each polynomial is rescaled to.")
+            box_kwargs = {"bound": bound,
+                          "min_derivative": self._sos_kwargs.pop("min_derivative", 0.0)}
         offset = np.zeros([k, n])
         offset[:, 0] = 1.0 / np.sqrt(k)
         self._offset = offset
@@ -405,8 +419,12 @@ class SOSAutoregressive(tfb.MaskedAutoregressiveFlow):
             shift = out[..., 0]
             coeffs = tf.reshape(out[..., 1:], tf.concat([tf.shape(out)[:-1], [k, n]], 0))
             coeffs = coeffs + tf.constant(self._offset, coeffs.dtype)
-            return tfb.Invert(SOSPolynomial(coeffs, shift, validate_args=validate_args,
-                                            **self._sos_kwargs))
+            polynomial = SOSPolynomial(coeffs, shift, validate_args=validate_args,
+                                       **self._sos_kwargs)
+            if box_kwargs is not None:
+                polynomial = BoxPreserving(polynomial, validate_args=validate_args,
+                                           **box_kwargs)
+            return tfb.Invert(polynomial)
 
         super().__init__(bijector_fn=bijector_fn, unroll_loop=unroll_loop,
                          validate_args=validate_args, name=name)
