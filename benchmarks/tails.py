@@ -318,13 +318,14 @@ has points 40 scales out, where the difference is hundreds of nats: `nice`, `spl
 their Gaussian base. The cure is the heavy-tailed base, `base="student-t"` (the rows marked
 `[base=student-t]`): Student-t marginals whose degrees of freedom the flow learns. Every
 recipe measured with it meets the targets, with a fresh NLL within 0.04 nats of the truth's
-entropy (`radial` and `sos` 0.05, `nice` 0.07). Two recipes have no Gaussian base to replace: `gmm` is a mixture of Gaussians, Gaussian-tailed by construction, and
-`cdf2d` maps the data onto a uniform square through mixtures of logistic CDFs, whose tails
-are exponential (2 of the 10000 fresh points
-more than 50 nats below the truth). `maf`, `iaf`, `realnvp`, `prelu`, `batchnorm`,
-`umnn`, `bernstein` and `residual` meet the targets on this density with the Gaussian base.
-`sos` keeps its polynomials in a box (below), whose linear tails keep the base's: one fresh
-point 64 nats below the truth with the Gaussian base, 16 with the Student-t base.
+entropy (`radial` and `sos` 0.05, `nice` 0.07). Two recipes have no Gaussian base to
+replace: `gmm` is a mixture of Gaussians, Gaussian-tailed by construction, and `cdf2d` maps
+the data onto a uniform square through mixtures of logistic CDFs, whose tails are
+exponential (2 of the 10000 fresh points more than 50 nats below the truth). `maf`, `iaf`,
+`realnvp`, `prelu`, `batchnorm`, `umnn`, `bernstein` and `residual` meet the targets on this
+density with the Gaussian base. `sos` keeps its polynomials in a box (below), whose linear
+tails keep the base's: one fresh point 64 nats below the truth with the Gaussian base, 16
+with the Student-t base.
 
 **Gaps between modes (`ring8`, `swirl`).** The remaining cliffs in two dimensions lie between
 two modes of the ring or two arms of the swirl, where the truth is low but not negligible
