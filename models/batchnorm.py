@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import tensorflow_probability as tfp
 from tfp_flows.models.building_blocks import interleaved_flow_model
-from tfp_flows.models.maf import LOG_SCALE_BOUND, input_bound_for
+from tfp_flows.models.maf import INTERLEAVED_COUPLING_LOG_SCALE_BOUND, input_bound_for
 from tfp_flows.models.realnvp import coupling_layers
 from tfp_flows.models.recipe import Recipe
 
@@ -32,16 +32,20 @@ def build_batchnorm(event_size: int, *, num_layers: int = 6, hidden_units: Seque
                     momentum: float = 0.9, dtype: DTypeLike = "float32", seed: Seed = None,
                     name: str = "batchnorm", standardize: bool = True,
                     bounds: BoundsLike = None,
-                    base: str = "normal", log_scale_bound: float | None = LOG_SCALE_BOUND,
+                    base: str = "normal",
+                    log_scale_bound: float | None = INTERLEAVED_COUPLING_LOG_SCALE_BOUND,
                     input_bound: float | str | None = "auto") -> FlowModel:
     """A `FlowModel`: `num_layers` affine couplings, with a `BatchNorm` (moving averages with
     `momentum`) and a permutation between consecutive ones.
 
     standardize, bounds: the data end (`building_blocks.flow_model`).
-    log_scale_bound, input_bound: the couplings' clamps, as in `build_realnvp` (2 per
-    coupling; input_bound 'auto' 4 standard deviations with standardize, None without).
-    Without them (log-scale bound 6, no input clamp) a trained flow put a point between the
-    modes of benchmarks/tails.py's ring of Gaussians 7.9e3 nats below the truth.
+    log_scale_bound, input_bound: the couplings' clamps, as in `build_realnvp` (1 per
+    coupling, half of realnvp's, as the BatchNorms between them add their own scales;
+    input_bound 'auto' 4 standard deviations with standardize, None without). Without them
+    (log-scale bound 6, no input clamp) a trained flow put a point between the modes of
+    benchmarks/tails.py's ring of Gaussians 7.9e3 nats below the truth. With a bound of 2
+    its worst fresh point on the ring lay 223 nats below the truth (split NLL 2.910), with
+    5/3 58, with 1 20 (2.931); on the swirl 38, 20 and 35 nats (2.073, 2.025, 2.085).
     base: the base density, "normal" (N(0, I)) or "student-t" (heavy tails learnt
     per coordinate; see `building_blocks.student_t`).
     """

@@ -36,6 +36,9 @@ tfb = tfp.bijectors
 STANDARDIZED_INPUT_BOUND = 4.0
 LOG_SCALE_BUDGET = 5.0
 LOG_SCALE_BOUND = 2.0  # the per-layer bound of recipes that do not share the budget
+# the per-coupling bound of the couplings that have a PReLU or BatchNorm between them, whose
+# own scales add to the couplings' (measured on benchmarks/tails.py; see build_prelu)
+INTERLEAVED_COUPLING_LOG_SCALE_BOUND = 1.0
 
 
 def input_bound_for(input_bound, standardize, standardized_bound=STANDARDIZED_INPUT_BOUND):
