@@ -21,7 +21,7 @@ def _transformers(dtype):
 
 @pytest.mark.parametrize("kind", ["sos", "dsf", "bernstein"])
 def test_passes_check_bijector_in_float32_and_float64(kind, rng):
-    x = rng.uniform(-9.0, 9.0, [32, 3])  # inside [-3, 3] and on both tails
+    x = rng.uniform(-9.0, 9.0, [12, 3])  # inside [-3, 3] and on both tails
     check_bijector(lambda dtype: BoxPreserving(_transformers(dtype)[kind], 3.0,
                                                min_derivative=0.05), x, saved_model=False)
 

@@ -102,42 +102,46 @@ class BoxPreserving(tfb.Bijector):
         return True
 
     # ------------------------------------------------------------------ the map
-    def _ends(self, x):
-        """(lo, hi - lo): T at -B and B, broadcast against x."""
+    def _evaluate(self, x):
+        """T and log T' at x (clipped to the box) and at -B and B, in one call each: the
+        three points stacked on a new leading axis, which broadcasts against T's parameters."""
         b = tf.constant(self._bound, x.dtype) * tf.ones_like(x)
-        lo, hi = self._transformer.forward(-b), self._transformer.forward(b)
+        points = tf.stack([tf.clip_by_value(x, -b, b), -b, b])
+        values = self._transformer.forward(points)
+        log_slopes = self._transformer.forward_log_det_jacobian(points, event_ndims=0)
+        return tf.unstack(values), tf.unstack(log_slopes)
+
+    def _width(self, lo, hi):
+        """T(B) - T(-B), floored: a saturated T (constant on the box in floating point) would
+        divide 0 by 0; the floor keeps S finite and increasing (through m) instead of NaN."""
         if self.validate_args:
             hi = tf.debugging.assert_greater(
                 hi, lo, message="BoxPreserving: T(B) <= T(-B); the transformer must be "
                                 "strictly increasing on [-B, B].")
-        # a saturated T (constant on the box in floating point) would divide 0 by 0: the floor
-        # keeps S finite and increasing (through m) instead of NaN
-        tiny = dtype_util.eps(x.dtype) * (1.0 + tf.abs(lo) + tf.abs(hi))
-        return lo, tf.maximum(hi - lo, tiny)
+        tiny = dtype_util.eps(lo.dtype) * (1.0 + tf.abs(lo) + tf.abs(hi))
+        return tf.maximum(hi - lo, tiny)
 
-    def _inside(self, x, lo, width):
-        """(S(x), log S'(x)) for |x| <= B."""
+    def _rescale(self, x, t, lo, width):
+        """S(x) for |x| <= B from t = T(x)."""
         b, m = self._bound, self._min_derivative
-        value = -b + 2.0 * b * (self._transformer.forward(x) - lo) / width
-        log_slope = (self._transformer.forward_log_det_jacobian(x, event_ndims=0)
-                     + tf.math.log(2.0 * b / width))
-        if m:
-            value = m * x + (1.0 - m) * value
-            log_slope = tf.math.log(m + (1.0 - m) * tf.exp(log_slope))
-        return value, log_slope
+        value = -b + 2.0 * b * (t - lo) / width
+        return m * x + (1.0 - m) * value if m else value
 
-    def _tail_log_slopes(self, x, lo, width):
-        b = tf.constant(self._bound, x.dtype) * tf.ones_like(x)
-        return self._inside(-b, lo, width)[1], self._inside(b, lo, width)[1]
+    def _rescale_log_slope(self, log_t_slope, width):
+        """log S'(x) for |x| <= B from log T'(x)."""
+        m = self._min_derivative
+        log_slope = log_t_slope + tf.math.log(2.0 * self._bound / width)
+        return tf.math.log(m + (1.0 - m) * tf.exp(log_slope)) if m else log_slope
 
     def _values(self, x):
         """(S(x), log S'(x)) on all of R."""
         b = self._bound
-        lo, width = self._ends(x)
+        (t, lo, hi), (log_t, log_lo, log_hi) = self._evaluate(x)
+        width = self._width(lo, hi)
         inner = tf.clip_by_value(x, -b, b)  # T is evaluated in the box only
-        value, log_slope = self._inside(inner, lo, width)
-        low, high = self._tail_log_slopes(x, lo, width)
-        tail_log_slope = tf.where(x > b, high, low)
+        value = self._rescale(inner, t, lo, width)
+        log_slope = self._rescale_log_slope(log_t, width)
+        tail_log_slope = self._rescale_log_slope(tf.where(x > b, log_hi, log_lo), width)
         outside = tf.abs(x) > b
         value = value + tf.where(outside, tf.exp(tail_log_slope), 0.0) * (x - inner)
         return value, tf.where(outside, tail_log_slope, log_slope)
@@ -150,15 +154,20 @@ class BoxPreserving(tfb.Bijector):
 
     def _inverse(self, y):
         b = self._bound
-        shape = tf.broadcast_dynamic_shape(
-            tf.shape(y), tf.shape(self._ends(tf.zeros_like(y))[0]))
-        y_b = tf.broadcast_to(tf.stop_gradient(y), shape)
-        lo, width = (tf.stop_gradient(v) for v in self._ends(y_b))
-        low, high = (tf.stop_gradient(v) for v in self._tail_log_slopes(y_b, lo, width))
+        y_const = tf.stop_gradient(y)
+        (_, lo, hi), (_, log_lo, log_hi) = self._evaluate(y_const)  # y and T's batch, broadcast
+        lo, hi, log_lo, log_hi = (tf.stop_gradient(v) for v in (lo, hi, log_lo, log_hi))
+        width = self._width(lo, hi)
+        y_b = tf.broadcast_to(y_const, tf.shape(lo))
         inner = tf.clip_by_value(y_b, -b, b)
-        inside = bisect_increasing(lambda x: tf.stop_gradient(self._inside(x, lo, width)[0]),
-                                   inner, -b * tf.ones_like(inner), b * tf.ones_like(inner),
-                                   self._num_iterations)
+
+        def rescaled(x):
+            return tf.stop_gradient(self._rescale(x, self._transformer.forward(x), lo, width))
+
+        inside = bisect_increasing(rescaled, inner, -b * tf.ones_like(inner),
+                                   b * tf.ones_like(inner), self._num_iterations)
+        low = self._rescale_log_slope(log_lo, width)
+        high = self._rescale_log_slope(log_hi, width)
         x0 = tf.where(y_b > b, b + (y_b - b) * tf.exp(-high),
                       tf.where(y_b < -b, -b + (y_b + b) * tf.exp(-low), inside))
         x0 = tf.stop_gradient(x0)
