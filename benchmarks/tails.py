@@ -348,28 +348,27 @@ default (on the swirl the worst point went from 18406 to 10 nats below the truth
 NLL from 4.16 to 2.21; split NLL 2.10 → 2.19 there and 2.64 → 2.72 on the ring, worth it
 against the cliff), and so does `bernstein`, with degree 20 instead of 10 to give back the
 resolution that fixed ends take (swirl 235 → 10 nats, split NLL 2.09 → 2.01; ring 2.77 →
-2.70; `student3` 2.29 → 2.40, no cliff; two moons 1.726 → 1.678, in 1.5 times the training
-time). `naf` offers it (the `[box_bound=4]` rows: 116 → 12 nats on the swirl), off by
-default because there it costs 0.2 nats of split NLL on the swirl (1.66 → 1.87; 1.82 with 16
-sigmoid units, 1.85 with a slope floor of 0.001). `iaf`, `householder` and `naf` keep a
-cliff on the swirl with their defaults (89, 58 and 116 nats below the truth, at most 3 of
-10000 points). An affine layer cannot map a box onto itself, and a bound on each IAF layer's
-shift as well (b tanh(shift / b)) was tried and not adopted: with b = 1 the swirl's worst
-point moved from 89 to 64 nats below the truth, the ring's from 29 to 158, and the split NLL
-rose by 0.1; with b = 2 nothing changed (86). Halving the log-scale budget (2.5 per
-coordinate) removed the `iaf` and `householder` cliffs on the swirl (89 → 30 and 58 → 31
-nats) but was not adopted either: `iaf`'s fresh NLL on the ring rose from 2.66 to 2.78, and
-`householder` opened a gap of 0.10 nats on the swirl (commands: `--option
-log_scale_bound=0.5`). Training on noisy data (Gaussian noise of 0.075 in the data's units,
-4 to 6 percent of a standard deviation, fresh at every step) was tried and not adopted
-either: it moved some cliffs (`prelu` on the swirl 369 → 86 nats, `batchnorm` on the ring
-223 → 32) and not others (`iaf` on the swirl 89 → 165, `sos` 18406 → 634) and cost 0.08 to
-0.18 nats of split NLL. `spline`, `cdf2d`, `umnn`, `bnaf`, `ffjord`, `sos`, `bernstein`,
-`prelu`, `batchnorm`, `maf`, `realnvp`, the planar, radial, Sylvester and residual families
-(small steps from the identity) and the Gaussian mixture have no cliff on these two
-densities; the small steps pay for it in NLL (KL(p‖q) of 0.4 to 1.5 nats). For multi-modal
-data whose gaps matter, `spline` is the recipe to use: among the best NLLs here and no cliff
-on `ring8` or `swirl`.
+2.70; `student3` 2.29 → 2.40, no cliff; two moons 1.726 → 1.679, fit in 94 s against 99 s).
+`naf` offers it (the `[box_bound=4]` rows: 116 → 12 nats on the swirl), off by default
+because there it costs 0.2 nats of split NLL on the swirl (1.66 → 1.87; 1.82 with 16 sigmoid
+units, 1.85 with a slope floor of 0.001). `iaf`, `householder` and `naf` keep a cliff on the
+swirl with their defaults (89, 58 and 116 nats below the truth, at most 3 of 10000 points).
+An affine layer cannot map a box onto itself, and a bound on each IAF layer's shift as well
+(b tanh(shift / b)) was tried and not adopted: with b = 1 the swirl's worst point moved from
+89 to 64 nats below the truth, the ring's from 29 to 158, and the split NLL rose by 0.1;
+with b = 2 nothing changed (86). Halving the log-scale budget (2.5 per coordinate) removed
+the `iaf` and `householder` cliffs on the swirl (89 → 30 and 58 → 31 nats) but was not
+adopted either: `iaf`'s fresh NLL on the ring rose from 2.66 to 2.78, and `householder`
+opened a gap of 0.10 nats on the swirl (commands: `--option log_scale_bound=0.5`). Training
+on noisy data (Gaussian noise of 0.075 in the data's units, 4 to 6 percent of a standard
+deviation, fresh at every step) was tried and not adopted either: it moved some cliffs
+(`prelu` on the swirl 369 → 86 nats, `batchnorm` on the ring 223 → 32) and not others (`iaf`
+on the swirl 89 → 165, `sos` 18406 → 634) and cost 0.08 to 0.18 nats of split NLL. `spline`,
+`cdf2d`, `umnn`, `bnaf`, `ffjord`, `sos`, `bernstein`, `prelu`, `batchnorm`, `maf`,
+`realnvp`, the planar, radial, Sylvester and residual families (small steps from the
+identity) and the Gaussian mixture have no cliff on these two densities; the small steps pay
+for it in NLL (KL(p‖q) of 0.4 to 1.5 nats). For multi-modal data whose gaps matter, `spline`
+is the recipe to use: among the best NLLs here and no cliff on `ring8` or `swirl`.
 
 **Eight and 32 dimensions (`gmm8`, `gmm32`).** In 8-D every recipe measured meets the
 targets. In 32-D, at this budget, the flows are far from the truth on average (KL(p‖q) of 11

@@ -79,7 +79,7 @@ def build_bernstein(event_size: int, *, num_layers: int = 3, hidden_units: Seque
     degree 20 (the default) 2.01 and -10; ring8 2.77 / 2.85 / 2.70, -30 / -8 / -5; the
     heavy-tailed student3 2.29 / 2.42 / 2.40, -19 / -20 / -20 (base="student-t" is the cure
     for heavy tails). Fixed ends take resolution from the polynomial, which the higher
-    degree gives back. Two-moons test NLL 1.726 (free ends, degree 10) -> 1.678.
+    degree gives back. Two-moons test NLL 1.726 (free ends, degree 10) -> 1.679.
     input_bound: the MADEs' input clamp c tanh(x / c) (`nets.MADE`; default None; 'auto':
     4 with standardize, None without), so that the coefficients stay bounded far from the data.
     """
