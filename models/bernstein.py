@@ -84,6 +84,8 @@ def build_bernstein(event_size: int, *, num_layers: int = 3, hidden_units: Seque
     4 with standardize, None without), so that the coefficients stay bounded far from the data.
     """
     input_bound = input_bound_for(input_bound, standardize)
+    if not isinstance(box, bool):
+        raise ValueError(f"bernstein: box must be true or false; got {box!r}.")
     if int(degree) < 1:
         raise ValueError(f"bernstein: degree must be a positive integer; got {degree!r}.")
     layers = [tfb.MaskedAutoregressiveFlow(

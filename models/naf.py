@@ -101,6 +101,10 @@ def build_naf(event_size: int, *, num_layers: int = 2, hidden_units: Sequence[in
     4 with standardize, None without), so that the DSF parameters stay bounded far from the data.
     """
     box_bound = input_bound_for(box_bound, standardize)
+    if box_bound is not None and (isinstance(box_bound, bool)
+                                  or not isinstance(box_bound, (int, float)) or box_bound <= 0):
+        raise ValueError(f"naf: box_bound must be a number > 0, 'auto' or None; got "
+                         f"{box_bound!r}.")
     layers = naf_layers(event_size, num_layers, hidden_units, hidden_size, activation, dtype,
                         seed, box_bound, min_derivative, input_bound_for(input_bound, standardize))
     return interleaved_flow_model(event_size, layers, dtype, name, permutation=permutation,

@@ -64,6 +64,8 @@ def build_sos(event_size: int, *, num_layers: int = 3, num_polynomials: int = 3,
     base: the base density, "normal" (N(0, I)) or "student-t" (heavy tails learnt
     per coordinate; see `building_blocks.student_t`).
     """
+    if not isinstance(box, bool):
+        raise ValueError(f"sos: box must be true or false; got {box!r}.")
     tail_bound = input_bound_for(tail_bound, standardize)
     input_bound = input_bound_for(input_bound, standardize)
     layers = [sos_maf(event_size, num_polynomials=num_polynomials,

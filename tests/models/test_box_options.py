@@ -54,3 +54,14 @@ def test_without_the_box_the_layers_are_the_plain_transformers(moons):
         model = models.build(name, 2, num_layers=1, hidden_units=(8,), seed=0, data=train,
                              **options)
         assert not any(isinstance(t, BoxPreserving) for t in _transformers(model, train[:4]))
+
+
+@pytest.mark.parametrize("name, options, message", [
+    ("bernstein", {"box": "maybe"}, "box must be true or false"),
+    ("sos", {"box": 1}, "box must be true or false"),
+    ("naf", {"box_bound": "abc"}, "box_bound must be a number > 0"),
+    ("naf", {"box_bound": -1.0}, "box_bound must be a number > 0"),
+])
+def test_a_wrong_box_option_is_refused_in_one_line(name, options, message):
+    with pytest.raises(ValueError, match=message):
+        models.build(name, 2, num_layers=1, hidden_units=(8,), **options)
