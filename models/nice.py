@@ -45,7 +45,6 @@ def build_nice(event_size, *, num_layers=4, hidden_units=(64, 64), activation="r
                       standardize=standardize, bounds=bounds, base=base)
 
 
-
 RECIPES = {
     "nice": Recipe(
         build_nice, "NICE: additive couplings and a diagonal scaling",
