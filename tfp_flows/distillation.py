@@ -6,8 +6,8 @@ in one pass but needs D passes for the density of a new point. Probability disti
 imitate a trained MAF teacher p by minimising the reverse KL divergence with the student's
 own samples, which needs only the fast direction of each:
 
-    KL(q || p) = E_{x ~ q}[log q(x) - log p(x)],   x = f(z), z ~ N(0, I),
-    log q(x) = log N(z) - log|det df/dz|   (the student's sampling pass gives both),
+    KL(q || p) = E_{x ~ q}[log q(x) - log p(x)],   x = f(z), z ~ q_0 (the student's base),
+    log q(x) = log q_0(z) - log|det df/dz|   (the student's sampling pass gives both),
     log p(x): one teacher density pass.
 
 The gradient goes through the reparametrised samples x = f(z); the teacher stays frozen.
@@ -22,9 +22,13 @@ only when q = p. After training the student samples like the teacher, in one pas
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from tfp_flows.flow_model import FlowModel
+
+tfd = tfp.distributions
 
 
 def _flow_parts(model, role):
@@ -40,6 +44,12 @@ def _flow_parts(model, role):
         raise TypeError(f"The {role}'s distribution must be a TransformedDistribution (base "
                         f"plus bijector); got {type(dist).__name__}.")
     return dist.distribution, dist.bijector
+
+
+def _is_fixed_standard_normal(base):
+    """True for a base that is N(0, I) with nothing to train (the zoo's Gaussian base)."""
+    return (isinstance(base, tfd.MultivariateNormalDiag) and not base.trainable_variables
+            and np.all(base.mean().numpy() == 0) and np.all(base.stddev().numpy() == 1))
 
 
 class DistilledFlow(keras.Model):
@@ -67,6 +77,7 @@ class DistilledFlow(keras.Model):
         self.teacher.trainable = False
         self.batch_size = int(batch_size)
         self._seed_generator = keras.random.SeedGenerator(seed)
+        self._standard_normal_base = _is_fixed_standard_normal(self._student_base)
         self._kl_tracker = keras.metrics.Mean(name="kl")
 
     @property
@@ -80,7 +91,13 @@ class DistilledFlow(keras.Model):
         """
         dtype = self.student.distribution.dtype
         shape = [n, *self.student.event_shape.as_list()]
-        z = keras.random.normal(shape, dtype=dtype, seed=seed or self._seed_generator)
+        seed = seed or self._seed_generator
+        if self._standard_normal_base:
+            z = keras.random.normal(shape, dtype=dtype, seed=seed)
+        else:  # any other base (the Student-t of the zoo's iaf): its own reparametrised draw
+            if not isinstance(seed, keras.random.SeedGenerator):
+                seed = keras.random.SeedGenerator(seed)
+            z = self._student_base.sample(n, seed=tf.cast(seed.next(), tf.int32))
         x = self._student_bijector.forward(z)
         event_ndims = len(self.student.event_shape)
         log_q = (self._student_base.log_prob(z)
