@@ -52,8 +52,9 @@ def train_2d(builder, options, x_train, x_test, epochs, seed=0):
 
 def part_2d(epochs):
     contenders = [
+        # the Gaussian base of the MAFs, so that only the transformers differ
         ("NAF  2 layers, MADE 32-32, K=8", build_naf,
-         dict(num_layers=2, hidden_units=(32, 32), hidden_size=8)),
+         dict(num_layers=2, hidden_units=(32, 32), hidden_size=8, base="normal")),
         ("MAF  4 layers, MADE 33-33", build_maf, dict(num_layers=4, hidden_units=(33, 33))),
         ("MAF  2 layers, MADE 48-48", build_maf, dict(num_layers=2, hidden_units=(48, 48))),
     ]

@@ -29,7 +29,7 @@ def build_householder(event_size: int, *, num_layers: int = 5,
                       hidden_units: Sequence[int] = (64, 64), activation: str | Callable = "relu",
                       num_reflections: int | None = None, dtype: DTypeLike = "float32",
                       seed: Seed = None, name: str = "householder", standardize: bool = True,
-                      bounds: BoundsLike = None, base: str = "normal",
+                      bounds: BoundsLike = None, base: str = "student-t",
                       log_scale_bound: float | str | None = "auto",
                       input_bound: float | str | None = "auto") -> FlowModel:
     """A `FlowModel`: `num_layers` MAF layers with a `Householder` layer of
@@ -38,8 +38,12 @@ def build_householder(event_size: int, *, num_layers: int = 5,
     standardize, bounds: the data end (`building_blocks.flow_model`). log_scale_bound,
     input_bound: the MADEs' clamps, as in `build_maf` (log_scale_bound 'auto': the shared
     budget, 5 / num_layers per layer).
-    base: the base density, "normal" (N(0, I)) or "student-t" (heavy tails learnt
-    per coordinate; see `building_blocks.student_t`).
+    base: the base density, "student-t" (the default: heavy tails learnt per coordinate, see
+    `building_blocks.student_t`) or "normal" (N(0, I)). On benchmarks/tails.py (20 epochs,
+    seeds 0, 1, 2) the worst of 10000 fresh points lay 58, 203 and 63 nats below its true
+    log-density on the swirl with N(0, I) (22, 59 and 27 on ring8), 15, 18 and 11 with the
+    Student-t base (7, 9 and 13); mean fresh NLL on the swirl 2.23 -> 2.12, on ring8
+    2.80 -> 2.90.
     """
     layers = maf_layers(event_size, num_layers, hidden_units, activation, dtype, seed, None,
                         log_scale_bound_for(log_scale_bound, num_layers),

@@ -26,7 +26,7 @@ def build_iaf(event_size: int, *, num_layers: int = 5, hidden_units: Sequence[in
               activation: str | Callable = "relu", permutation: str | None = "reverse",
               context_size: int | None = None, dtype: DTypeLike = "float32", seed: Seed = None,
               name: str = "iaf", standardize: bool = True, bounds: BoundsLike = None,
-              base: str = "normal",
+              base: str = "student-t",
               log_scale_bound: float | str | None = "auto",
               input_bound: float | str | None = "auto") -> FlowModel:
     """An IAF `FlowModel`: inverted MAF layers with permutations between them.
@@ -37,8 +37,13 @@ def build_iaf(event_size: int, *, num_layers: int = 5, hidden_units: Sequence[in
     log_scale_bound, input_bound: each MADE's smooth clamps of its log-scale output and of
     its inputs, as in `build_maf` (log_scale_bound 'auto': 5 / num_layers; input_bound
     'auto': 4 with standardize, None without).
-    base: the base density, "normal" (N(0, I)) or "student-t" (heavy tails learnt
-    per coordinate; see `building_blocks.student_t`).
+    base: the base density, "student-t" (the default: heavy tails learnt per coordinate, see
+    `building_blocks.student_t`) or "normal" (N(0, I)). A point between two modes of the
+    data can be pushed far into the base's tail by shifts that add up over the layers; there
+    a Gaussian base's log-density falls like -z^2 / 2 and the Student-t's like -log|z|. On
+    the swirl of benchmarks/tails.py (20 epochs, seeds 0, 1, 2) the worst of 10000 fresh
+    points lay 89, 396 and 16 nats below its true log-density with N(0, I), 14, 17 and 19
+    with the Student-t base; mean fresh NLL 2.17 -> 2.13 (ring8 2.80 -> 2.82).
     """
     layers = [tfb.Invert(maf, name=f"iaf_{i}") for i, maf in
               enumerate(maf_layers(event_size, num_layers, hidden_units, activation, dtype,

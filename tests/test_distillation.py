@@ -18,8 +18,9 @@ def _teacher():
 
 
 def test_distillation_lowers_the_reverse_kl_and_leaves_the_teacher_alone():
-    """Measured (seed 0): KL(student || teacher) 18.7 -> 0.27 nats after 300 steps of 256
-    samples (50 s on the busy 2-core machine); thresholds: a tenth of the start and 0.5."""
+    """Measured (seed 0, the iaf's default Student-t base): KL(student || teacher) 1.78 ->
+    0.24 nats after 300 steps of 256 samples (18.7 -> 0.27 with base="normal"); thresholds:
+    a fifth of the start and 0.5."""
     keras.utils.set_random_seed(0)
     teacher = _teacher()
     teacher_weights = [w.numpy().copy() for w in teacher.weights]
@@ -31,7 +32,7 @@ def test_distillation_lowers_the_reverse_kl_and_leaves_the_teacher_alone():
     after, se_after = distilled.kl_divergence(20000, seed=1)
     print(f"KL(student || teacher): {before:.3f} +- {se_before:.3f} -> "
           f"{after:.3f} +- {se_after:.3f}; per-epoch {history.history['kl']}")
-    assert after < before / 10 and after < 0.5
+    assert after < before / 5 and after < 0.5
     assert history.history["kl"][-1] < history.history["kl"][0]
     for got, want in zip(teacher.weights, teacher_weights, strict=True):
         np.testing.assert_array_equal(got.numpy(), want)
