@@ -98,8 +98,8 @@ def test_zoo_models_under_mirrored_strategy_match_single_device(mirrored_runs, r
     """The zoo's maf (with plain SGD, whose step is proportional to the gradient: it catches
     gradients summed instead of averaged over replicas) and realnvp, 2 epochs.
 
-    Measured: largest |difference| of per-epoch losses and test NLL 2.4e-7 nats for both
-    (maf+SGD losses 2.782, 2.698, test 2.695; realnvp 2.777, 2.670, test 2.691). Summed
+    Measured: largest |difference| of per-epoch losses and test NLL 2.4e-7 nats for maf+SGD
+    (losses 2.787, 2.706, test 2.702) and 0 for realnvp (2.782, 2.675, test 2.694). Summed
     gradients (Keras' default for a custom train_step) would double SGD's step: one device
     with lr 0.1 instead of 0.05 gives 2.742, 2.637, test 2.644, off by 0.04-0.06 nats.
     """
