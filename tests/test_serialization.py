@@ -71,7 +71,7 @@ def _small_options(name):
         return (4, 4, 1), dict(num_layers=2, filters=8, num_blocks=1)
     if name in DISCRETE_IMAGE_OPTIONS:  # dequantized recipes: 4x4 images of integer levels
         return (4, 4, 1), DISCRETE_IMAGE_OPTIONS[name]
-    wanted = dict(num_layers=2, hidden_units=(8,), hidden_size=3)
+    wanted = dict(num_layers=2, hidden_units=(8,), hidden_size=3, degree=6)  # degree: bernstein
     if name == "ffjord":  # (TFP's adaptive solver is slow in eager mode; rk4 is tested there)
         wanted.update(num_layers=1, solver="rk4", num_steps=4)
     accepted = inspect.signature(models.RECIPES[name][0]).parameters

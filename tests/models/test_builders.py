@@ -24,7 +24,7 @@ LEARNING_RATES = {"radial": 5e-2}
 # The slowest log_probs (residual: a batched QR log-det; the 16- and 32-layer VI stacks) use a
 # 201 x 201 grid (h = 0.06), which suffices for these 4-epoch densities.
 GRID_POINTS = {"ffjord": 101, "residual": 201, "sylvester": 201, "radial": 201, "planar": 201,
-               "cdf2d": 201, "sos": 201}
+               "cdf2d": 201, "sos": 201, "bernstein": 201}
 
 
 # naf and spline have the same checks in their own files (test_naf.py, test_spline.py); image
