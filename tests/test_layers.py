@@ -204,7 +204,12 @@ def test_encoder_mistakes_get_one_clear_line():
 # ---------------------------------------------------------------------------- functional API
 def test_conditional_density_layer_in_a_functional_model():
     keras.utils.set_random_seed(2)
-    flow = models.build_maf(2, context_size=4, num_layers=2, hidden_units=(16,), seed=2)
+    # The Student-t base holds a tf.Variable outside Keras (its degrees of freedom), which
+    # the enclosing model lists among its weights, reads the Keras attributes of and trains.
+    flow = models.build_maf(2, context_size=4, num_layers=2, hidden_units=(16,), seed=2,
+                            base="student-t")
+    (df,) = [v for v in flow.tf_variables if "base_df" in v.name]
+    df_before = df.numpy().copy()
     c_in, x_in = keras.Input((6, 2)), keras.Input((2,))
     density = ConditionalDensity(flow)
     log_prob = density([_set_encoder()(c_in), x_in])
@@ -215,6 +220,8 @@ def test_conditional_density_layer_in_a_functional_model():
     net.compile(optimizer=keras.optimizers.Adam(3e-3))
     history = net.fit([obs, theta], epochs=4, batch_size=100, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0] - 0.5
+    assert any(v is df for v in net.trainable_variables)
+    assert np.all(df.numpy() != df_before)
     features = net.get_layer("deepsets")(obs[:4])
     np.testing.assert_allclose(net.predict([obs[:4], theta[:4]], verbose=0),
                                flow.log_prob(theta[:4], features), rtol=1e-5, atol=1e-5)

@@ -17,7 +17,7 @@ from tfp_flows.bijectors.batch_norm import batch_norm_training
 from tfp_flows.input_checks import InputChecks
 from tfp_flows.nets import made
 from tfp_flows.types import ShapeLike, TensorLike
-from tfp_flows.variable_discovery import find_trainables, underlying_tf_variable
+from tfp_flows.variable_discovery import as_keras_weight, find_trainables, underlying_tf_variable
 
 tfb = tfp.bijectors
 
@@ -333,8 +333,8 @@ class FlowModel(InputChecks, keras.Model):
                     known.add(id(v))
             self._check_connected(probe, tape, keras_weights, extra, found.owners)
         # Integer variables (tf_keras' internal counters) are state to save, not parameters.
-        self._tf_variables = tuple(v for v in extra if v.dtype.is_floating)
-        self._tf_state = tuple(v for v in extra if not v.dtype.is_floating)
+        self._tf_variables = tuple(as_keras_weight(v) for v in extra if v.dtype.is_floating)
+        self._tf_state = tuple(as_keras_weight(v) for v in extra if not v.dtype.is_floating)
 
     def _check_connected(self, probe, tape, keras_weights, tf_variables, owners=None):
         """Refuse a trainable variable that log_prob does not depend on: it would stay frozen.
@@ -423,12 +423,6 @@ class FlowModel(InputChecks, keras.Model):
     def non_trainable_variables(self):
         frozen = [v for v in super().trainable_variables if self._is_frozen(v)]
         return super().non_trainable_variables + frozen
-
-    def _get_regularization_losses(self):
-        # Keras' version reads `.regularizer` off every trainable weight; the TFP-held
-        # tf.Variables have none, so only Keras' own weights can carry regularizers.
-        return [v.regularizer(v) for v in self.trainable_weights
-                if getattr(v, "regularizer", None) is not None]
 
     @property
     def metrics(self):

@@ -110,3 +110,18 @@ def underlying_tf_variable(variable):
     """The `tf.Variable` behind a `keras.Variable` (TF backend), or the variable itself."""
     inner = getattr(variable, "_value", None)
     return inner if isinstance(inner, tf.Variable) else variable
+
+
+def as_keras_weight(variable):
+    """Give a TFP-held `tf.Variable` the attributes that Keras 3 reads off every weight of a
+    model, so that a `FlowModel` listing it among its weights can be a layer of any Keras
+    model and its weights can be listed the Keras way: `.regularizer` (read by
+    `Layer._get_regularization_losses`; None, no regularizer) and `.path` (the variable's
+    name without the ':0'). Returns the variable."""
+    for attribute, value in (("regularizer", None), ("path", variable.name.split(":")[0])):
+        if not hasattr(variable, attribute):
+            try:
+                setattr(variable, attribute, value)
+            except AttributeError:  # a variable type that takes no new attributes
+                pass
+    return variable
