@@ -52,11 +52,13 @@ def train_2d(builder, options, x_train, x_test, epochs, seed=0):
 
 def part_2d(epochs):
     contenders = [
-        # the Gaussian base of the MAFs, so that only the transformers differ
+        # one Gaussian base for all, so that only the transformers differ
         ("NAF  2 layers, MADE 32-32, K=8", build_naf,
          dict(num_layers=2, hidden_units=(32, 32), hidden_size=8, base="normal")),
-        ("MAF  4 layers, MADE 33-33", build_maf, dict(num_layers=4, hidden_units=(33, 33))),
-        ("MAF  2 layers, MADE 48-48", build_maf, dict(num_layers=2, hidden_units=(48, 48))),
+        ("MAF  4 layers, MADE 33-33", build_maf,
+         dict(num_layers=4, hidden_units=(33, 33), base="normal")),
+        ("MAF  2 layers, MADE 48-48", build_maf,
+         dict(num_layers=2, hidden_units=(48, 48), base="normal")),
     ]
     data = {"ring of 8 Gaussians": ring_of_gaussians(12000, seed=0),
             "two moons": datasets.two_moons(12000, seed=0)}

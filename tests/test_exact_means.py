@@ -14,7 +14,9 @@ def test_reported_nll_is_the_mean_over_examples_at_any_batch_size(moons, jit_com
     off by 8.6e-4 nats here; the sums over examples agree with -mean(log_prob) to float
     rounding (tolerance 2e-6)."""
     x, val = moons[0][:1000], moons[1][:500]
-    maf = models.build("maf", 2, num_layers=2, hidden_units=(8,), seed=0)
+    # N(0, I), as measured (with the Student-t base the last batch's mean happens to lie
+    # within 5e-6 of the overall one, and the check below of a wrong mean tells nothing)
+    maf = models.build("maf", 2, num_layers=2, hidden_units=(8,), seed=0, base="normal")
     model = tfp_flows.FlowModel(maf.distribution, bits_per_dim=True)
     for v in model.trainable_variables:  # away from the zero-initialised identity flow
         v.assign(v + 0.3 * np.random.default_rng(0).normal(size=v.shape).astype(np.float32))

@@ -19,20 +19,24 @@ def banana(x):
     return -x1**2 / (2 * A * A) - (x2 - B * (x1**2 - A * A)) ** 2 / (2 * S * S)
 
 
-def test_recovers_the_normaliser_of_a_banana():
-    """Measured (seed 0, RealNVP 4 x (32, 32), 400 steps of 256 samples, 6 s): log Z estimate
-    1.5500 +- 0.0055 vs true 1.5502, ELBO 1.523, ESS 0.62 of 20000 samples. Tolerances:
-    0.03 nats on log Z (5 standard errors), the ELBO below log Z and within 0.1 of it."""
+@pytest.mark.parametrize("base, epochs", [("normal", 4), ("student-t", 8)])
+def test_recovers_the_normaliser_of_a_banana(base, epochs):
+    """Measured (seed 0, RealNVP 4 x (32, 32), steps of 256 samples, 20000 samples for the
+    diagnostics): with N(0, I), after 400 steps, log Z estimate 1.5440 +- 0.0021 vs true
+    1.5502, ELBO 1.518, ESS 0.92; with the zoo's default Student-t base, which a
+    light-tailed target like this one does not need (docs/vi.md), ESS 0.16 after 400 steps
+    and, after 800, log Z 1.5480 +- 0.0015, ELBO 1.524, ESS 0.96. Tolerances: 0.03 nats on
+    log Z, the ELBO below log Z and within 0.1 of it."""
     keras.utils.set_random_seed(0)
     # The zoo's default input clamp (4 tanh(x / 4)) assumes data standardised by adapt();
     # a VI target is in its own units (here std 1.5 along x1): without the clamp log Z is
     # off by 0.006 nats, with it by 0.031 (measured).
     flow = models.build_realnvp(2, num_layers=4, hidden_units=(32, 32), seed=0,
-                                input_bound=None)
+                                input_bound=None, base=base)
     vi = VariationalFit(flow, banana, num_samples=256, seed=0)
     vi.compile(optimizer=keras.optimizers.Adam(3e-3))
     before = vi.diagnostics(20000)
-    history = vi.fit(epochs=4, steps_per_epoch=100, verbose=0)
+    history = vi.fit(epochs=epochs, steps_per_epoch=100, verbose=0)
     after = vi.diagnostics(20000)
     print(before, after, history.history)
     assert set(history.history) == {"loss", "elbo", "log_z", "ess"}

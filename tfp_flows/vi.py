@@ -89,7 +89,9 @@ class VariationalFit(keras.Model):
         at 4 (10 for nice) by default, a bound meant for data standardised by `adapt()`; a
         VI target is in its own units, so build them with `input_bound=None` unless the
         target lives within a few units of the origin (on a banana of std 1.5 the clamp
-        cost 0.03 nats of log Z).
+        cost 0.03 nats of log Z). Their maf, realnvp, iaf, naf and householder start from
+        a Student-t base, made for data with points far out or between modes: for a
+        light-tailed target pass `base="normal"` (docs/vi.md measures both).
       target_log_prob: x [..., *event_shape] -> log p~(x) [...], TensorFlow ops (it runs in
         the compiled step); conditional: (x, context) with context broadcast to x's leading
         shape, [..., *context_shape].

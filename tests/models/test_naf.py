@@ -108,10 +108,10 @@ def test_naf_beats_affine_maf_of_equal_size_and_integrates_to_one():
     x_train, x_test = ring_of_gaussians(4000, 0), ring_of_gaussians(1000, 1)
     results = {}
     for name, builder, options in [
-            # the MAF's Gaussian base, so that only the transformers differ
+            # one Gaussian base for both, so that only the transformers differ
             ("naf", build_naf, dict(num_layers=2, hidden_units=(24, 24), hidden_size=6,
                                     base="normal")),
-            ("maf", build_maf, dict(num_layers=4, hidden_units=(24, 24)))]:
+            ("maf", build_maf, dict(num_layers=4, hidden_units=(24, 24), base="normal"))]:
         keras.utils.set_random_seed(0)
         model = builder(2, seed=0, **options)
         model.compile(optimizer=keras.optimizers.Adam(5e-3), jit_compile=False)

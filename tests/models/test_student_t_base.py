@@ -44,7 +44,7 @@ def test_every_gaussian_based_vector_recipe_takes_base():
     defaults = {name: inspect.signature(models.RECIPES[name].build).parameters["base"].default
                 for name in names}
     # the Student-t by default where the Gaussian base left cliffs between modes (tails.md)
-    heavy = {"iaf", "naf", "householder"}
+    heavy = {"maf", "realnvp", "iaf", "naf", "householder"}
     assert defaults == {name: "student-t" if name in heavy else "normal" for name in names}
 
 
