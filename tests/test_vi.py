@@ -54,7 +54,7 @@ def test_recovers_the_normaliser_of_a_banana(base, epochs):
 def test_amortised_vi_over_a_context():
     """p(x | c) = N((c, c^2), diag(0.5^2, 0.3^2)): one conditional flow for all c in [-2, 2].
     Measured (seed 0, 4 epochs of 64 batches of 32 contexts x 64 samples, 12 s): log Z
-    -0.057, -0.064, -0.059 at c = -1.5, 0, 1.5 (true -0.059), ESS 0.93-0.96."""
+    -0.056, -0.061, -0.059 at c = -1.5, 0, 1.5 (true -0.059), ESS 0.91-0.95."""
     keras.utils.set_random_seed(0)
 
     def target(x, c):
@@ -62,7 +62,10 @@ def test_amortised_vi_over_a_context():
                 - (x[..., 1] - c[..., 0] ** 2) ** 2 / (2 * 0.09))
 
     true = math.log(2 * math.pi * 0.5 * 0.3)
-    flow = models.build_realnvp(2, num_layers=4, hidden_units=(32, 32), seed=0, context_size=1)
+    # N(0, I) for a light-tailed target, as docs/vi.md advises (with the default Student-t
+    # base: log Z -0.063, -0.061, -0.060, ESS 0.84-0.97)
+    flow = models.build_realnvp(2, num_layers=4, hidden_units=(32, 32), seed=0, context_size=1,
+                                base="normal")
     vi = VariationalFit(flow, target, num_samples=64, seed=0)
     vi.compile(optimizer=keras.optimizers.Adam(3e-3))
     contexts = np.random.default_rng(0).uniform(-2, 2, (2048, 1)).astype("float32")
@@ -79,7 +82,9 @@ def test_amortised_vi_over_a_context():
 
 def test_importance_weighted_bound_lies_between_elbo_and_log_z():
     """alpha = 0, K = 16: the importance-weighted bound of the same q is >= its ELBO, and
-    training on it also finds log Z. Measured: loss -1.546 (bound 1.546) vs ELBO 1.52."""
+    training on it also finds log Z. Measured: bound 1.502 vs ELBO -7.81 (with
+    base="normal": 1.514 vs -24.5); the bound, mass-covering, lets q put rare samples where
+    the banana is far lower, which the ELBO averages in."""
     keras.utils.set_random_seed(0)
     flow = models.build_realnvp(2, num_layers=4, hidden_units=(32, 32), seed=0)
     vi = VariationalFit(flow, banana, num_samples=256, alpha=0.0, num_importance=16, seed=0)
