@@ -1,13 +1,17 @@
 """Every ```python block of README.md and docs/**/*.md runs as written.
 
-One process per page, its blocks in order in one namespace (as a reader pasting them into one
-session would), in a fresh working directory. A block that is not meant to run is marked in
-the page source: `<!-- no-run -->` on the line before its fence.
+Each page's blocks run in order in one fresh namespace (as a reader pasting them into one
+session would), in a fresh working directory. The pages of one test worker share one Python
+process, which imports TensorFlow once (about 8 s a page otherwise) and clears Keras' session
+and matplotlib's figures between pages; the process is restarted after a page that fails.
+A block that is not meant to run is marked in the page source: `<!-- no-run -->` on the line
+before its fence.
 """
 
 import json
 import os
 import re
+import select
 import subprocess
 import sys
 import textwrap
@@ -48,13 +52,77 @@ def runnable(page):
 
 
 RUNNER = textwrap.dedent("""
-    import json, sys
-    blocks = json.load(open(sys.argv[1]))
-    namespace = {"__name__": "__main__"}
-    for name, source in blocks:
-        print(f"--- {name}", flush=True)
-        exec(compile(source, name, "exec"), namespace)
+    import contextlib, io, json, os, sys, traceback
+    protocol = os.fdopen(os.dup(1), "w")     # replies; fd 1 now goes to the log (fd 2), so
+    os.dup2(2, 1)                             # output from C code cannot garble them
+    import matplotlib
+    matplotlib.use("Agg")
+    import keras, tensorflow, tfp_flows       # noqa: F401  (imported once for every page)
+    import matplotlib.pyplot as plt
+    for request in sys.stdin:
+        cwd, blocks = json.loads(request)
+        os.chdir(cwd)
+        output, ok = io.StringIO(), True
+        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+            namespace = {"__name__": "__main__"}
+            try:
+                for name, source in blocks:
+                    print(f"--- {name}", flush=True)
+                    exec(compile(source, name, "exec"), namespace)
+            except BaseException:
+                traceback.print_exc()
+                ok = False
+        keras.backend.clear_session()
+        plt.close("all")
+        protocol.write(json.dumps([ok, output.getvalue()[-6000:]]) + "\\n")
+        protocol.flush()
 """)
+
+
+class PageRunner:
+    """One long-lived Python process that runs pages on request (see the module docstring)."""
+
+    def __init__(self, workdir):
+        self.workdir, self.process = Path(workdir), None
+
+    def _start(self):
+        (self.workdir / "runner.py").write_text(RUNNER)
+        env = dict(os.environ, MPLBACKEND="Agg", TF_CPP_MIN_LOG_LEVEL="2")
+        self.log = open(self.workdir / "runner.log", "w")  # noqa: SIM115  (kept open)
+        self.process = subprocess.Popen([sys.executable, str(self.workdir / "runner.py")],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=self.log, text=True, cwd=self.workdir, env=env)
+
+    def run(self, blocks, cwd, timeout=1800):
+        """(ok, the page's printed output and traceback)."""
+        if self.process is None or self.process.poll() is not None:
+            self._start()
+        self.process.stdin.write(json.dumps([str(cwd), blocks]) + "\n")
+        self.process.stdin.flush()
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        reply = self.process.stdout.readline() if ready else ""
+        if not reply:  # crashed or timed out: report the log, start afresh next time
+            self.close()
+            log = (self.workdir / "runner.log").read_text()[-6000:]
+            return False, f"the page runner died or timed out after {timeout} s\n{log}"
+        ok, output = json.loads(reply)
+        if not ok:
+            self.close()  # a failed page may leave state behind: the next page starts clean
+        return ok, output
+
+    def close(self):
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.log.close()
+        self.process = None
+
+
+@pytest.fixture(scope="session")
+def page_runner(tmp_path_factory):
+    runner = PageRunner(tmp_path_factory.mktemp("page_runner"))
+    yield runner
+    runner.close()
 
 
 def _id(page):
@@ -62,15 +130,10 @@ def _id(page):
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if runnable(p)], ids=_id)
-def test_page_examples_run_as_written(page, tmp_path):
+def test_page_examples_run_as_written(page, tmp_path, page_runner):
     blocks = [(f"{_id(page)}:{line}", src) for line, src in runnable(page)]
-    (tmp_path / "blocks.json").write_text(json.dumps(blocks))
-    (tmp_path / "runner.py").write_text(RUNNER)
-    env = dict(os.environ, MPLBACKEND="Agg", TF_CPP_MIN_LOG_LEVEL="2")
-    result = subprocess.run([sys.executable, "runner.py", "blocks.json"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=1800)
-    assert result.returncode == 0, (
-        f"{_id(page)}: an example failed\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    ok, output = page_runner.run(blocks, tmp_path)
+    assert ok, f"{_id(page)}: an example failed\n{output}"
 
 
 def test_no_run_markers_sit_before_python_blocks_and_are_few():
