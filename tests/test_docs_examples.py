@@ -55,10 +55,8 @@ RUNNER = textwrap.dedent("""
     import contextlib, io, json, os, sys, traceback
     protocol = os.fdopen(os.dup(1), "w")     # replies; fd 1 now goes to the log (fd 2), so
     os.dup2(2, 1)                             # output from C code cannot garble them
-    import matplotlib
-    matplotlib.use("Agg")
     import keras, tensorflow, tfp_flows       # noqa: F401  (imported once for every page)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt           # Agg: MPLBACKEND in PageRunner's environment
     for request in sys.stdin:
         cwd, blocks = json.loads(request)
         os.chdir(cwd)
@@ -84,9 +82,9 @@ class PageRunner:
 
     def __init__(self, workdir):
         self.workdir, self.process = Path(workdir), None
+        (self.workdir / "runner.py").write_text(RUNNER)
 
     def _start(self):
-        (self.workdir / "runner.py").write_text(RUNNER)
         env = dict(os.environ, MPLBACKEND="Agg", TF_CPP_MIN_LOG_LEVEL="2")
         self.log = open(self.workdir / "runner.log", "w")  # noqa: SIM115  (kept open)
         self.process = subprocess.Popen([sys.executable, str(self.workdir / "runner.py")],

@@ -334,7 +334,7 @@ class FlowModel(InputChecks, keras.Model):
             self._check_connected(probe, tape, keras_weights, extra, found.owners)
         # Integer variables (tf_keras' internal counters) are state to save, not parameters.
         self._tf_variables = tuple(as_keras_weight(v) for v in extra if v.dtype.is_floating)
-        self._tf_state = tuple(as_keras_weight(v) for v in extra if not v.dtype.is_floating)
+        self._tf_state = tuple(v for v in extra if not v.dtype.is_floating)
 
     def _check_connected(self, probe, tape, keras_weights, tf_variables, owners=None):
         """Refuse a trainable variable that log_prob does not depend on: it would stay frozen.
